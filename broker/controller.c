@@ -1,0 +1,1 @@
+/* controller: not written yet. */

@@ -1,0 +1,1 @@
+/* framer: not written yet. */

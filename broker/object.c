@@ -1,0 +1,1 @@
+/* object: not written yet. */

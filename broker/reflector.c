@@ -1,0 +1,1 @@
+/* reflector: not written yet. */

@@ -1,0 +1,1 @@
+/* ring: not written yet. */

@@ -1,0 +1,1 @@
+/* subscriber: not written yet. */

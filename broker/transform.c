@@ -1,0 +1,1 @@
+/* transform: not written yet. */

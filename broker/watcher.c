@@ -1,0 +1,1 @@
+/* watcher: not written yet. */

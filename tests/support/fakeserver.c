@@ -1,0 +1,1 @@
+/* fakeserver: not written yet. */
