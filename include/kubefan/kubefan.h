@@ -9,6 +9,10 @@
 #include "event.h"
 #include "log.h"
 #include "object.h"
+#include "reflector.h"
 #include "store.h"
+#include "subscriber.h"
+#include "controller.h"
+#include "watcher.h"
 
 #endif
