@@ -1,0 +1,541 @@
+/*
+ * The remote subscriber against a publisher driven by hand over ipc://:
+ * snapshot then stream with no gap and no duplicate, lost messages
+ * (middle and tail), broker resets and restarts, namespace filters,
+ * chunked snapshots, reference-only feeds, and malformed messages.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/pubsub0/pub.h>
+#include <nng/protocol/reqrep0/req.h>
+
+#include "kubefan/remote.h"
+#include "kubefan/store.h"
+#include "publisher.h"
+#include "wire.h"
+
+static char pub_addr[128], rep_addr[128], refs_addr[128];
+
+static void
+addrs(void)
+{
+	static int n;
+
+	snprintf(pub_addr, sizeof(pub_addr), "ipc:///tmp/kf-trm-%d-%d.pub",
+		 getpid(), n);
+	snprintf(rep_addr, sizeof(rep_addr), "ipc:///tmp/kf-trm-%d-%d.rep",
+		 getpid(), n);
+	snprintf(refs_addr, sizeof(refs_addr), "ipc:///tmp/kf-trm-%d-%d.ref",
+		 getpid(), n);
+	n++;
+}
+
+static kf_object *
+cm(const char *ns, const char *name, const char *rv, const char *val)
+{
+	char js[512];
+	kf_object *o;
+
+	snprintf(js, sizeof(js),
+		 "{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":"
+		 "{\"name\":\"%s\",\"namespace\":\"%s\",\"uid\":\"uid-%s\","
+		 "\"resourceVersion\":\"%s\"},\"data\":{\"k\":\"%s\"}}",
+		 name, ns, name, rv, val);
+	cr_assert_eq(kf_object_parse(js, strlen(js), NULL, NULL, 0, &o),
+		     KF_OK);
+	return o;
+}
+
+static void
+feed(struct kfi_pub_stream *s, kf_event_type t, kf_object *o)
+{
+	kf_event ev = {.type = t, .obj = o};
+
+	kfi_pub_feed(s, &ev);
+	if (o != NULL)
+		kf_object_unref(o);
+}
+
+/* INIT, n objects ns1/o0.., INIT_DONE. */
+static void
+feed_frame(struct kfi_pub_stream *s, int n, const char *rv)
+{
+	char name[32];
+
+	feed(s, KF_EV_INIT, NULL);
+	for (int i = 0; i < n; i++) {
+		snprintf(name, sizeof(name), "o%d", i);
+		feed(s, KF_EV_INIT_APPLY, cm("ns1", name, rv, "init"));
+	}
+	feed(s, KF_EV_INIT_DONE, NULL);
+}
+
+static struct kfi_pub *
+start_pub(uint64_t inc, size_t chunk, bool refs,
+	  struct kfi_pub_stream **st)
+{
+	struct kfi_pub_opts o = {0};
+	struct kfi_pub *p;
+	char err[256];
+
+	o.pub_addr = pub_addr;
+	o.rep_addr = rep_addr;
+	o.refs_addr = refs ? refs_addr : NULL;
+	o.incarnation = inc;
+	o.snapshot_chunk_bytes = chunk;
+	o.batch_delay_us = 0;
+	cr_assert_eq(kfi_pub_alloc(&o, err, sizeof(err), &p), KF_OK, "%s",
+		     err);
+	cr_assert_eq(kfi_pub_add_stream(p, "configmaps", NULL, st), KF_OK);
+	cr_assert_eq(kfi_pub_start(p), KF_OK);
+	return p;
+}
+
+static kf_remote *
+subscribe(const char *ns, bool refs)
+{
+	kf_remote_opts o;
+	kf_remote *r;
+
+	kf_remote_opts_init(&o);
+	o.pub_addr = refs ? refs_addr : pub_addr;
+	o.rep_addr = rep_addr;
+	o.stream = "configmaps";
+	o.namespace_ = ns;
+	o.refs_only = refs;
+	o.request_timeout_ms = 2000;
+	cr_assert_eq(kf_remote_subscribe(&o, &r), KF_OK);
+	return r;
+}
+
+static kf_event
+next(kf_remote *r)
+{
+	kf_event ev;
+	kf_err e = kf_remote_next(r, 5000, &ev);
+
+	cr_assert_eq(e, KF_OK, "next: %s", kf_strerror(e));
+	return ev;
+}
+
+/* Read the INIT frame; return its object count. */
+static int
+read_frame(kf_remote *r)
+{
+	kf_event ev = next(r);
+	int n = 0;
+
+	cr_assert_eq(ev.type, KF_EV_INIT, "got %s",
+		     kf_event_type_name(ev.type));
+	for (ev = next(r); ev.type == KF_EV_INIT_APPLY; ev = next(r))
+		n++;
+	cr_assert_eq(ev.type, KF_EV_INIT_DONE);
+	return n;
+}
+
+/* Wait until the subscriber's link is up: the PUB side must know the pipe
+ * before anything it sends reaches the subscriber. */
+static void
+settle(void)
+{
+	usleep(100 * 1000);
+}
+
+static void
+assert_rv(kf_remote *r, const char *ns, const char *name, const char *rv)
+{
+	kf_objref ref = {.kind = "ConfigMap", .namespace_ = ns, .name = name};
+	kf_object *o;
+
+	cr_assert_eq(kf_store_get(kf_remote_store(r), &ref, &o), KF_OK,
+		     "%s/%s missing", ns, name);
+	cr_assert_str_eq(kf_object_resource_version(o), rv);
+	kf_object_unref(o);
+}
+
+Test(remote, snapshot_then_stream_without_gap_or_duplicate)
+{
+	struct kfi_pub_stream *st;
+	struct kfi_pub *p;
+	kf_remote *r;
+	kf_remote_stats rs;
+	kf_event ev;
+
+	addrs();
+	p = start_pub(0, 0, false, &st);
+	feed_frame(st, 3, "1");
+	r = subscribe(NULL, false);
+	cr_assert_eq(read_frame(r), 3);
+	cr_assert(kf_store_is_ready(kf_remote_store(r)));
+	cr_assert_eq(kf_store_len(kf_remote_store(r)), 3);
+
+	feed(st, KF_EV_APPLY, cm("ns1", "o1", "2", "changed"));
+	feed(st, KF_EV_DELETE, cm("ns1", "o0", "3", "gone"));
+	feed(st, KF_EV_APPLY, cm("ns2", "new", "4", "x"));
+	ev = next(r);
+	cr_assert_eq(ev.type, KF_EV_APPLY);
+	cr_assert_str_eq(kf_object_name(ev.obj), "o1");
+	cr_assert_str_eq(kf_object_resource_version(ev.obj), "2");
+	ev = next(r);
+	cr_assert_eq(ev.type, KF_EV_DELETE);
+	cr_assert_str_eq(kf_object_name(ev.obj), "o0");
+	ev = next(r);
+	cr_assert_eq(ev.type, KF_EV_APPLY);
+	cr_assert_str_eq(kf_object_namespace(ev.obj), "ns2");
+	cr_assert_eq(kf_remote_next(r, 200, &ev), KF_ETIMEDOUT);
+
+	assert_rv(r, "ns1", "o1", "2");
+	assert_rv(r, "ns2", "new", "4");
+	cr_assert_eq(kf_store_len(kf_remote_store(r)), 3);
+	kf_remote_stats_get(r, &rs);
+	cr_assert_eq(rs.gaps, 0);
+	cr_assert_eq(rs.snapshots, 1);
+	cr_assert_eq(rs.applied, 3);
+	cr_assert_eq(rs.seq, 4); /* RESET took 1, then three events */
+	kf_remote_close(r);
+	kfi_pub_free(p);
+}
+
+Test(remote, a_lost_message_is_a_gap_healed_by_a_snapshot)
+{
+	struct kfi_pub_stream *st;
+	struct kfi_pub *p;
+	kf_remote *r;
+	kf_remote_stats rs;
+	kf_event ev;
+
+	addrs();
+	p = start_pub(0, 0, false, &st);
+	feed_frame(st, 2, "1");
+	r = subscribe(NULL, false);
+	cr_assert_eq(read_frame(r), 2);
+
+	kfi_pub_drop_next(st);
+	feed(st, KF_EV_APPLY, cm("ns1", "lost", "5", "x"));
+	feed(st, KF_EV_APPLY, cm("ns1", "o0", "6", "y"));
+	ev = next(r);
+	cr_assert_eq(ev.type, KF_EV_LAGGED);
+	cr_assert_eq(ev.missed, 1);
+	cr_assert_eq(read_frame(r), 3);
+	assert_rv(r, "ns1", "lost", "5");
+	assert_rv(r, "ns1", "o0", "6");
+	kf_remote_stats_get(r, &rs);
+	cr_assert_eq(rs.gaps, 1);
+	cr_assert_eq(rs.missed, 1);
+	cr_assert_eq(rs.resyncs, 1);
+	/* The event after the snapshot point was skipped, not repeated. */
+	cr_assert_eq(kf_remote_next(r, 200, &ev), KF_ETIMEDOUT);
+	kf_remote_close(r);
+	kfi_pub_free(p);
+}
+
+Test(remote, a_lost_tail_message_is_noticed_from_the_heartbeat)
+{
+	struct kfi_pub_stream *st;
+	struct kfi_pub *p;
+	kf_remote *r;
+	kf_event ev;
+
+	addrs();
+	p = start_pub(0, 0, false, &st);
+	feed_frame(st, 1, "1");
+	r = subscribe(NULL, false);
+	cr_assert_eq(read_frame(r), 1);
+	kfi_pub_drop_next(st);
+	feed(st, KF_EV_APPLY, cm("ns1", "tail", "9", "x"));
+	cr_assert_eq(kf_remote_next(r, 300, &ev), KF_ETIMEDOUT);
+	kfi_pub_heartbeat(st);
+	ev = next(r);
+	cr_assert_eq(ev.type, KF_EV_LAGGED);
+	cr_assert_eq(ev.missed, 1);
+	cr_assert_eq(read_frame(r), 2);
+	assert_rv(r, "ns1", "tail", "9");
+	kf_remote_close(r);
+	kfi_pub_free(p);
+}
+
+Test(remote, a_publisher_reset_and_a_broker_restart_resync)
+{
+	struct kfi_pub_stream *st;
+	struct kfi_pub *p;
+	kf_remote *r;
+	kf_remote_stats rs;
+	kf_event ev;
+
+	addrs();
+	p = start_pub(111, 0, false, &st);
+	feed_frame(st, 2, "1");
+	r = subscribe(NULL, false);
+	cr_assert_eq(read_frame(r), 2);
+
+	/* The publisher's own subscription lagged: a new frame, a RESET. */
+	feed(st, KF_EV_LAGGED, NULL);
+	feed_frame(st, 4, "7");
+	ev = next(r);
+	cr_assert_eq(ev.type, KF_EV_LAGGED);
+	cr_assert_eq(read_frame(r), 4);
+	assert_rv(r, "ns1", "o3", "7");
+
+	/* The broker restarts with another incarnation and less state. */
+	kfi_pub_free(p);
+	p = start_pub(222, 0, false, &st);
+	feed_frame(st, 1, "8");
+	settle();
+	kfi_pub_heartbeat(st);
+	ev = next(r);
+	cr_assert_eq(ev.type, KF_EV_LAGGED);
+	cr_assert_eq(read_frame(r), 1);
+	assert_rv(r, "ns1", "o0", "8");
+	cr_assert_eq(kf_store_len(kf_remote_store(r)), 1);
+	kf_remote_stats_get(r, &rs);
+	cr_assert_eq(rs.resets, 1);
+	cr_assert_geq(rs.restarts, 1);
+	cr_assert_eq(rs.incarnation, 222);
+	kf_remote_close(r);
+	kfi_pub_free(p);
+}
+
+Test(remote, a_namespace_filter_sees_only_its_namespace_and_its_gaps)
+{
+	struct kfi_pub_stream *st;
+	struct kfi_pub *p;
+	kf_remote *r;
+	kf_remote_stats rs;
+	kf_event ev;
+
+	addrs();
+	p = start_pub(0, 0, false, &st);
+	feed(st, KF_EV_INIT, NULL);
+	feed(st, KF_EV_INIT_APPLY, cm("ns1", "a", "1", "x"));
+	feed(st, KF_EV_INIT_APPLY, cm("ns2", "b", "1", "x"));
+	feed(st, KF_EV_INIT_DONE, NULL);
+	r = subscribe("ns2", false);
+	cr_assert_eq(read_frame(r), 1);
+	settle();
+
+	/* Lost records of another namespace are no gap for us. */
+	kfi_pub_drop_next(st);
+	feed(st, KF_EV_APPLY, cm("ns1", "a", "2", "y"));
+	feed(st, KF_EV_APPLY, cm("ns1", "a", "3", "y"));
+	feed(st, KF_EV_APPLY, cm("ns2", "b", "4", "y"));
+	ev = next(r);
+	cr_assert_eq(ev.type, KF_EV_APPLY);
+	cr_assert_str_eq(kf_object_resource_version(ev.obj), "4");
+	kf_remote_stats_get(r, &rs);
+	cr_assert_eq(rs.gaps, 0);
+
+	/* A heartbeat naming events of other namespaces: STATUS shows
+	 * nothing of ours is missing. */
+	feed(st, KF_EV_APPLY, cm("ns1", "a", "5", "y"));
+	kfi_pub_heartbeat(st);
+	cr_assert_eq(kf_remote_next(r, 300, &ev), KF_ETIMEDOUT);
+	kf_remote_stats_get(r, &rs);
+	cr_assert_eq(rs.gaps, 0);
+
+	/* A lost record of ours: the next one's topic_prev shows it. */
+	kfi_pub_drop_next(st);
+	feed(st, KF_EV_APPLY, cm("ns2", "c", "6", "y"));
+	feed(st, KF_EV_APPLY, cm("ns2", "b", "7", "y"));
+	ev = next(r);
+	cr_assert_eq(ev.type, KF_EV_LAGGED);
+	cr_assert_eq(read_frame(r), 2);
+	assert_rv(r, "ns2", "c", "6");
+	assert_rv(r, "ns2", "b", "7");
+
+	/* A lost tail record of ours: the heartbeat plus STATUS show it. */
+	kfi_pub_drop_next(st);
+	feed(st, KF_EV_APPLY, cm("ns2", "d", "8", "y"));
+	kfi_pub_heartbeat(st);
+	ev = next(r);
+	cr_assert_eq(ev.type, KF_EV_LAGGED);
+	cr_assert_eq(read_frame(r), 3);
+	kf_remote_stats_get(r, &rs);
+	cr_assert_eq(rs.gaps, 2);
+	kf_remote_close(r);
+	kfi_pub_free(p);
+}
+
+Test(remote, a_large_snapshot_arrives_in_chunks)
+{
+	struct kfi_pub_stream *st;
+	struct kfi_pub *p;
+	struct kfi_pub_stats ps;
+	kf_remote *r;
+
+	addrs();
+	p = start_pub(0, 1500, false, &st);
+	feed_frame(st, 200, "1");
+	r = subscribe(NULL, false);
+	cr_assert_eq(read_frame(r), 200);
+	cr_assert_eq(kf_store_len(kf_remote_store(r)), 200);
+	kfi_pub_stats_get(p, &ps);
+	cr_assert_eq(ps.snapshots, 1);
+	cr_assert_gt(ps.requests, 10, "only %llu requests",
+		     (unsigned long long)ps.requests);
+	kf_remote_close(r);
+	kfi_pub_free(p);
+}
+
+Test(remote, a_reference_only_feed_carries_metadata_only)
+{
+	struct kfi_pub_stream *st;
+	struct kfi_pub *p;
+	kf_remote *r;
+	kf_event ev;
+	char *v = NULL;
+
+	addrs();
+	p = start_pub(0, 0, true, &st);
+	feed_frame(st, 1, "1");
+	r = subscribe(NULL, true);
+	cr_assert_eq(read_frame(r), 1);
+	feed(st, KF_EV_APPLY, cm("ns1", "o0", "2", "secret"));
+	ev = next(r);
+	cr_assert_eq(ev.type, KF_EV_APPLY);
+	cr_assert_str_eq(kf_object_name(ev.obj), "o0");
+	cr_assert_str_eq(kf_object_uid(ev.obj), "uid-o0");
+	cr_assert_str_eq(kf_object_resource_version(ev.obj), "2");
+	cr_assert_eq(kf_object_field(ev.obj, "data", &v), KF_ENOTFOUND);
+	free(v);
+	kf_remote_close(r);
+	kfi_pub_free(p);
+}
+
+Test(remote, malformed_messages_are_counted_and_never_applied)
+{
+	struct kfi_pub_stream *st;
+	struct kfi_pub *p;
+	kf_remote_opts o;
+	kf_remote *r;
+	kf_remote_stats rs;
+	nng_socket raw;
+	char raw_addr[160];
+	struct kfw_buf b;
+	kf_event ev;
+
+	addrs();
+	p = start_pub(77, 0, false, &st);
+	feed_frame(st, 1, "1");
+	/* The subscriber reads events from a raw PUB socket we control,
+	 * and snapshots from the real publisher. */
+	snprintf(raw_addr, sizeof(raw_addr), "%s.raw", pub_addr);
+	cr_assert_eq(nng_pub0_open(&raw), 0);
+	cr_assert_eq(nng_socket_set_int(raw, NNG_OPT_SENDBUF, 8192), 0);
+	cr_assert_eq(nng_listen(raw, raw_addr, NULL, 0), 0);
+	kf_remote_opts_init(&o);
+	o.pub_addr = raw_addr;
+	o.rep_addr = rep_addr;
+	o.stream = "configmaps";
+	cr_assert_eq(kf_remote_subscribe(&o, &r), KF_OK);
+	cr_assert_eq(read_frame(r), 1);
+	settle();
+
+	kfw_buf_init(&b);
+	srand(7);
+	for (int i = 0; i < 300; i++) {
+		struct kfw_objdesc d = {"v1", "ConfigMap", "ns1", "zz",
+					"u", "2", "{\"a\":1}", 7};
+		size_t cut;
+
+		kfw_buf_reset(&b);
+		kfw_put_topic(&b, "configmaps", "ns1");
+		kfw_put_hdr(&b, KFW_EVENTS, 0, 77);
+		kfw_put_u32(&b, 1);
+		kfw_put_event(&b, 5, 1, KF_EV_APPLY, 0, &d, true);
+		/* Truncate, or flip a bit in the header or lengths. */
+		cut = b.len - 1 - (size_t)(rand() % 20);
+		if (i % 2 == 0)
+			b.p[(size_t)rand() % 40] ^= (uint8_t)(1u << (rand() % 8));
+		nng_send(raw, b.p, i % 2 ? cut : b.len, 0);
+	}
+	kfw_buf_fini(&b);
+	/* Drain what arrived. The intact record (sequence 5 after 1) is a
+	 * gap, so even a flip that still decodes can only cause a re-sync,
+	 * never an APPLY. */
+	while (kf_remote_next(r, 300, &ev) == KF_OK)
+		cr_assert_neq(ev.type, KF_EV_APPLY,
+			      "a corrupted record was applied");
+	kf_remote_stats_get(r, &rs);
+	cr_assert_geq(rs.malformed, 150, "malformed %llu",
+		     (unsigned long long)rs.malformed);
+	cr_assert_eq(kf_store_len(kf_remote_store(r)), 1);
+	assert_rv(r, "ns1", "o0", "1");
+	kf_remote_close(r);
+	nng_close(raw);
+	kfi_pub_free(p);
+}
+
+Test(remote, get_and_status_answer_from_the_publisher_mirror)
+{
+	struct kfi_pub_stream *st;
+	struct kfi_pub *p;
+	struct kfi_pub_stream_stats ss;
+	nng_socket req;
+	struct kfw_buf b;
+	struct kfw_rep rep;
+	struct kfw_obj o;
+	void *reply;
+	size_t len;
+
+	addrs();
+	p = start_pub(5, 0, false, &st);
+	feed_frame(st, 2, "3");
+	kfi_pub_stream_stats_get(st, &ss);
+	cr_assert_eq(ss.seq, 1);
+	cr_assert_eq(ss.objects, 2);
+	cr_assert_eq(nng_req0_open(&req), 0);
+	cr_assert_eq(nng_dial(req, rep_addr, NULL, 0), 0);
+	kfw_buf_init(&b);
+	kfw_put_hdr(&b, KFW_GET_REQ, 0, 0);
+	kfw_put_str(&b, "configmaps");
+	kfw_put_str(&b, "ns1");
+	kfw_put_str(&b, "o1");
+	kfw_put_u8(&b, 1);
+	cr_assert_eq(nng_send(req, b.p, b.len, 0), 0);
+	cr_assert_eq(nng_recv(req, &reply, &len, NNG_FLAG_ALLOC), 0);
+	cr_assert_eq(kfw_parse_rep(reply, len, &rep, NULL), KF_OK);
+	cr_assert_eq(rep.status, KFW_ST_OK);
+	cr_assert_eq(rep.count, 1);
+	kfw_get_obj(&rep.items, &o);
+	cr_assert(o.has_json);
+	cr_assert_eq(o.name.len, 2);
+	nng_free(reply, len);
+
+	/* Garbage gets an error reply, and the service keeps answering. */
+	cr_assert_eq(nng_send(req, "garbage", 7, 0), 0);
+	cr_assert_eq(nng_recv(req, &reply, &len, NNG_FLAG_ALLOC), 0);
+	cr_assert_eq(kfw_parse_rep(reply, len, &rep, NULL), KF_OK);
+	cr_assert_eq(rep.hdr.type, KFW_ERROR_REP);
+	cr_assert_eq(rep.status, KFW_ST_BADREQ);
+	nng_free(reply, len);
+
+	kfw_buf_reset(&b);
+	kfw_put_hdr(&b, KFW_STATUS_REQ, 0, 0);
+	kfw_put_str(&b, "nosuch");
+	kfw_put_str(&b, "");
+	cr_assert_eq(nng_send(req, b.p, b.len, 0), 0);
+	cr_assert_eq(nng_recv(req, &reply, &len, NNG_FLAG_ALLOC), 0);
+	cr_assert_eq(kfw_parse_rep(reply, len, &rep, NULL), KF_OK);
+	cr_assert_eq(rep.status, KFW_ST_NOSTREAM);
+	nng_free(reply, len);
+	kfw_buf_fini(&b);
+	nng_close(req);
+	kfi_pub_free(p);
+}
+
+Test(remote, tcp_listeners_off_loopback_are_refused)
+{
+	struct kfi_pub_opts o = {0};
+	struct kfi_pub *p;
+	char err[256];
+
+	o.pub_addr = "tcp://0.0.0.0:0";
+	o.rep_addr = "tcp://127.0.0.1:0";
+	cr_assert_eq(kfi_pub_alloc(&o, err, sizeof(err), &p), KF_ECONFIG);
+	cr_assert(strstr(err, "loopback") != NULL, "%s", err);
+}
