@@ -1136,7 +1136,7 @@ kf_err
 kfi_server_url(const char *in, char **out)
 {
 	const char *sep = strstr(in, "://");
-	size_t len;
+	size_t len, scheme;
 	char *s;
 
 	if (sep == NULL) {
@@ -1150,10 +1150,11 @@ kfi_server_url(const char *in, char **out)
 		free(s);
 		return KF_EINVAL;
 	}
+	scheme = strncasecmp(s, "https://", 8) == 0 ? 8 : 7;
 	len = strlen(s);
-	while (len > 0 && s[len - 1] == '/')
+	while (len > scheme && s[len - 1] == '/')
 		s[--len] = '\0';
-	if (strstr(s, "://")[3] == '\0') {
+	if (len == scheme) {
 		free(s);
 		return KF_EINVAL;
 	}
