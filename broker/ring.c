@@ -1,1 +1,754 @@
-/* ring: not written yet. */
+/*
+ * ring: the bounded broadcast ring between the store's writer and its
+ * subscribers.
+ *
+ * Theory of operation
+ *
+ * Slots. capacity slots, each {seq, obj, meta}. Event number s lives in
+ * slot s & mask. The producer writes a slot like a seqlock: seq := BUSY
+ * (0; real numbers start at 1), release fence, obj and meta, then
+ * seq := s with release, then head := s + 1. A reader at position pos
+ * loads seq (acquire); seq == pos means the event is there. It loads obj
+ * and meta, then (acquire fence) loads seq again: still pos means the
+ * copy is whole. seq != pos with pos < head means the producer has
+ * overwritten (or is overwriting) event pos: the reader lagged.
+ *
+ * Objects without reference counting on delivery. A slot owns one
+ * reference to its object. When the producer overwrites a slot it does
+ * not drop that reference at once: it appends the object to a retire
+ * batch. A reader protects the object it hands out with a hazard pointer:
+ * it stores the pointer into its own `hazard` (seq_cst) BEFORE the
+ * validating second load of seq (seq_cst). When the batch is full the
+ * producer scans (under the mutex, after a seq_cst fence) every attached
+ * reader's hazard, keeps the retired objects some hazard names, and drops
+ * the ring's reference on the others. Why this is safe: take a reader
+ * that validated pos and so uses obj p, and the scan that could free p.
+ * The producer's BUSY store to p's slot is sequenced before the scan's
+ * fence; the reader's hazard store is sequenced before its validating
+ * load. If the scan missed the hazard, the scan's hazard load comes
+ * before the reader's hazard store in the single total order of seq_cst
+ * operations, so the fence precedes the validating load, which must then
+ * see BUSY or a later number, not pos: the reader would have failed
+ * validation and never touched p. If the scan saw the hazard, p is kept
+ * until a later scan sees the reader's hazard point elsewhere, and that
+ * store is a release that orders all of the reader's use of p before it.
+ * A reader therefore delivers an event with a few loads and one store to
+ * its own cache line; no shared counter is touched per (reader, event).
+ * Memory: capacity slot references + one retire batch + at most one kept
+ * object per reader.
+ *
+ * Lag arithmetic. When pos has been overwritten and head is h, the
+ * oldest event the ring may still hold is h - capacity (the producer may
+ * be overwriting it right now, in which case the next read lags again).
+ * The reader moves to max(pos + 1, h - capacity) and reports the
+ * difference as missed; the subscriber adds up consecutive lags until a
+ * read succeeds, so the count is exact.
+ *
+ * Wake-ups. Blocking readers sleep on one futex word shared by the ring
+ * (wake_gen); fd readers arm themselves on a list. After each publish the
+ * producer issues a seq_cst fence and reads two counters; only if a
+ * reader sleeps does it bump wake_gen and wake the futex (one system call
+ * for all sleepers) or write the armed readers' eventfds (each once per
+ * arming). A reader increments the counter, fences, and re-checks the
+ * ring before sleeping, so a publish is never missed (Dekker pattern).
+ *
+ * Blocking policy. Before overwriting event s - capacity the producer
+ * checks, if any reader asked for KF_SUB_BLOCK, whether one of them is
+ * still at or before that event; it then waits on a condition variable
+ * until the reader moves, closes, or its deadline passes. A reader that
+ * reaches its deadline is marked exempt and lags like any other until it
+ * next notices the lag.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "kubefan/object.h"
+#include "log.h"
+#include "ring.h"
+
+#define RING_BUSY 0
+
+struct ring_slot {
+	_Atomic uint64_t seq;
+	_Atomic(kf_object *) obj;
+	_Atomic uint32_t meta; /* type | flags << 8 */
+};
+
+struct kfi_ring_reader {
+	/* Written by the reader per event; read by the producer's scan. */
+	_Alignas(64) _Atomic(kf_object *) hazard;
+	_Atomic uint64_t pos;
+	uint64_t cur; /* reader-thread copy of pos */
+	_Atomic bool closed;
+	_Atomic bool exempt; /* blocking: producer gave up until next lag */
+
+	struct kfi_ring *ring;
+	bool blocking;
+	int64_t block_ms;
+	int efd;
+
+	/* Under ring->mu. */
+	bool attached;
+	bool armed;
+	int64_t deadline_ns; /* blocking: producer waits until then */
+	struct kfi_ring_reader *prev, *next;
+	struct kfi_ring_reader *armed_next;
+};
+
+struct kfi_ring {
+	size_t cap;
+	uint64_t mask;
+	struct ring_slot *slots;
+
+	/* Producer. */
+	_Alignas(64) _Atomic uint64_t head;
+	kf_object **retired;
+	size_t nretired;
+	size_t batch;
+
+	/* Shared flags the producer reads after each publish. */
+	_Alignas(64) _Atomic uint32_t wake_gen;
+	_Atomic int nwaiting;
+	_Atomic int narmed;
+	_Atomic int nblocking;
+	_Atomic bool producer_waiting;
+	_Atomic bool closed;
+
+	pthread_mutex_t mu;
+	pthread_cond_t space_cv;
+	struct kfi_ring_reader *readers; /* all attached readers */
+	size_t nreaders;
+	struct kfi_ring_reader *armed;
+	/* Scan scratch and kept objects, all with room for hz_cap readers. */
+	kf_object **hz;
+	bool *hz_claim;
+	kf_object **kept;
+	size_t nkept;
+	size_t hz_cap;
+
+	_Atomic uint64_t st_held;
+	_Atomic uint64_t st_scans, st_block_waits, st_block_expiry, st_wakes;
+};
+
+static int64_t
+ring_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void
+ring_futex_wake_all(_Atomic uint32_t *word)
+{
+	syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+}
+
+static void
+ring_efd_signal(int efd)
+{
+	uint64_t one = 1;
+	ssize_t n = write(efd, &one, sizeof(one));
+
+	(void)n; /* only fails when the counter is saturated: readable */
+}
+
+static void
+ring_efd_drain(int efd)
+{
+	uint64_t v;
+	ssize_t n = read(efd, &v, sizeof(v));
+
+	(void)n; /* EAGAIN when already zero */
+}
+
+kf_err
+kfi_ring_alloc(size_t capacity, struct kfi_ring **out)
+{
+	struct kfi_ring *r;
+
+	if (capacity < 2 || (capacity & (capacity - 1)) != 0)
+		return KF_EINVAL;
+	r = calloc(1, sizeof(*r));
+	if (r == NULL)
+		return KF_ENOMEM;
+	r->cap = capacity;
+	r->mask = capacity - 1;
+	r->batch = capacity < 16 ? 16 : capacity;
+	r->hz_cap = 8;
+	r->slots = calloc(capacity, sizeof(*r->slots));
+	r->retired = calloc(r->batch, sizeof(*r->retired));
+	r->hz = calloc(r->hz_cap, sizeof(*r->hz));
+	r->hz_claim = calloc(r->hz_cap, sizeof(*r->hz_claim));
+	r->kept = calloc(r->hz_cap, sizeof(*r->kept));
+	if (r->slots == NULL || r->retired == NULL || r->hz == NULL ||
+	    r->hz_claim == NULL || r->kept == NULL)
+		goto fail;
+	atomic_init(&r->head, 1);
+
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&r->space_cv, &ca);
+	pthread_condattr_destroy(&ca);
+	pthread_mutex_init(&r->mu, NULL);
+	*out = r;
+	return KF_OK;
+
+fail:
+	free(r->slots);
+	free(r->retired);
+	free(r->hz);
+	free(r->hz_claim);
+	free(r->kept);
+	free(r);
+	return KF_ENOMEM;
+}
+
+/* The producer is the only writer of st_held (publish and scan). */
+static void
+ring_held_add(struct kfi_ring *r, int64_t d)
+{
+	uint64_t v = atomic_load_explicit(&r->st_held, memory_order_relaxed);
+
+	atomic_store_explicit(&r->st_held, v + (uint64_t)d,
+			      memory_order_relaxed);
+}
+
+static int
+ring_ptr_cmp(const void *a, const void *b)
+{
+	uintptr_t x = (uintptr_t) * (kf_object *const *)a;
+	uintptr_t y = (uintptr_t) * (kf_object *const *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Keep one retired or kept object if a hazard names it, else drop the
+ * ring's reference. Caller holds mu; hz is sorted. */
+static void
+ring_settle_locked(struct kfi_ring *r, size_t nhz, kf_object *p)
+{
+	kf_object **hit = bsearch(&p, r->hz, nhz, sizeof(*r->hz), ring_ptr_cmp);
+
+	if (hit != NULL && !r->hz_claim[hit - r->hz]) {
+		r->hz_claim[hit - r->hz] = true;
+		r->kept[r->nkept++] = p;
+		return;
+	}
+	kf_object_unref(p); /* unprotected, or another reference kept */
+	ring_held_add(r, -1);
+}
+
+/* Release every retired object no reader protects. Producer thread (or
+ * kfi_ring_free). Bounded by the batch plus the number of readers. */
+static void
+ring_scan(struct kfi_ring *r)
+{
+	size_t nhz = 0, nold;
+
+	atomic_thread_fence(memory_order_seq_cst);
+	pthread_mutex_lock(&r->mu);
+	for (struct kfi_ring_reader *rd = r->readers; rd; rd = rd->next) {
+		kf_object *p = atomic_load(&rd->hazard);
+
+		if (p != NULL)
+			r->hz[nhz++] = p;
+	}
+	qsort(r->hz, nhz, sizeof(*r->hz), ring_ptr_cmp);
+	memset(r->hz_claim, 0, nhz * sizeof(*r->hz_claim));
+
+	nold = r->nkept;
+	r->nkept = 0;
+	for (size_t i = 0; i < nold; i++)
+		ring_settle_locked(r, nhz, r->kept[i]);
+	for (size_t i = 0; i < r->nretired; i++)
+		ring_settle_locked(r, nhz, r->retired[i]);
+	r->nretired = 0;
+	pthread_mutex_unlock(&r->mu);
+	atomic_fetch_add_explicit(&r->st_scans, 1, memory_order_relaxed);
+}
+
+void
+kfi_ring_free(struct kfi_ring *r)
+{
+	if (r == NULL)
+		return;
+	/* No readers remain, so the scan drops every retired reference. */
+	ring_scan(r);
+	for (size_t i = 0; i < r->cap; i++) {
+		kf_object *p = atomic_load(&r->slots[i].obj);
+
+		if (p != NULL)
+			kf_object_unref(p);
+	}
+	pthread_mutex_destroy(&r->mu);
+	pthread_cond_destroy(&r->space_cv);
+	free(r->slots);
+	free(r->retired);
+	free(r->hz);
+	free(r->hz_claim);
+	free(r->kept);
+	free(r);
+}
+
+size_t
+kfi_ring_capacity(const struct kfi_ring *r)
+{
+	return r->cap;
+}
+
+uint64_t
+kfi_ring_head(const struct kfi_ring *r)
+{
+	return atomic_load_explicit(&r->head, memory_order_acquire);
+}
+
+/* Wait until no non-exempt blocking reader still needs event `need`, or
+ * each one's deadline passed. Bounded by the readers' deadlines. */
+static void
+ring_wait_blocking(struct kfi_ring *r, uint64_t need)
+{
+	bool waited = false;
+
+	pthread_mutex_lock(&r->mu);
+	for (;;) {
+		struct kfi_ring_reader *slow = NULL;
+		int64_t now = ring_now_ns();
+
+		for (struct kfi_ring_reader *rd = r->readers; rd;
+		     rd = rd->next) {
+			if (!rd->blocking || atomic_load(&rd->exempt))
+				continue;
+			if (atomic_load(&rd->pos) > need) {
+				rd->deadline_ns = 0;
+				continue;
+			}
+			if (rd->deadline_ns == 0)
+				rd->deadline_ns = now + rd->block_ms * 1000000;
+			if (now >= rd->deadline_ns) {
+				atomic_store(&rd->exempt, true);
+				rd->deadline_ns = 0;
+				atomic_fetch_add_explicit(&r->st_block_expiry,
+							  1,
+							  memory_order_relaxed);
+				kfi_log(KF_LOG_WARNING, "KF-RING-BLOCK-EXPIRED",
+					"blocking subscriber missed its "
+					"deadline; it will lag");
+				continue;
+			}
+			if (slow == NULL || rd->deadline_ns < slow->deadline_ns)
+				slow = rd;
+		}
+		if (slow == NULL)
+			break;
+		waited = true;
+		atomic_store(&r->producer_waiting, true);
+		if (atomic_load(&slow->pos) > need)
+			continue;
+
+		struct timespec ts = {
+		    .tv_sec = slow->deadline_ns / 1000000000,
+		    .tv_nsec = slow->deadline_ns % 1000000000,
+		};
+		pthread_cond_timedwait(&r->space_cv, &r->mu, &ts);
+	}
+	atomic_store(&r->producer_waiting, false);
+	pthread_mutex_unlock(&r->mu);
+	if (waited)
+		atomic_fetch_add_explicit(&r->st_block_waits, 1,
+					  memory_order_relaxed);
+}
+
+static void
+ring_wake(struct kfi_ring *r)
+{
+	if (atomic_load(&r->nwaiting) > 0) {
+		atomic_fetch_add(&r->wake_gen, 1);
+		ring_futex_wake_all(&r->wake_gen);
+		atomic_fetch_add_explicit(&r->st_wakes, 1,
+					  memory_order_relaxed);
+	}
+	if (atomic_load(&r->narmed) > 0) {
+		pthread_mutex_lock(&r->mu);
+		/* Each armed reader is signalled once per arming. */
+		for (struct kfi_ring_reader *rd = r->armed; rd;
+		     rd = rd->armed_next) {
+			rd->armed = false;
+			ring_efd_signal(rd->efd);
+			atomic_fetch_add_explicit(&r->st_wakes, 1,
+						  memory_order_relaxed);
+		}
+		r->armed = NULL;
+		atomic_store(&r->narmed, 0);
+		pthread_mutex_unlock(&r->mu);
+	}
+}
+
+void
+kfi_ring_publish(struct kfi_ring *r, const kf_event *ev)
+{
+	uint64_t s = atomic_load_explicit(&r->head, memory_order_relaxed);
+	struct ring_slot *sl = &r->slots[s & r->mask];
+	kf_object *old;
+
+	if (s > r->cap && atomic_load(&r->nblocking) > 0)
+		ring_wait_blocking(r, s - r->cap);
+
+	old = atomic_load_explicit(&sl->obj, memory_order_relaxed);
+	atomic_store_explicit(&sl->seq, RING_BUSY, memory_order_relaxed);
+	atomic_thread_fence(memory_order_release);
+	atomic_store_explicit(&sl->obj, ev->obj ? kf_object_ref(ev->obj) : NULL,
+			      memory_order_relaxed);
+	if (ev->obj != NULL)
+		ring_held_add(r, 1);
+	atomic_store_explicit(&sl->meta,
+			      (uint32_t)ev->type | (uint32_t)ev->flags << 8,
+			      memory_order_relaxed);
+	atomic_store_explicit(&sl->seq, s, memory_order_release);
+	atomic_store_explicit(&r->head, s + 1, memory_order_release);
+
+	if (old != NULL) {
+		r->retired[r->nretired++] = old;
+		if (r->nretired == r->batch)
+			ring_scan(r);
+	}
+
+	atomic_thread_fence(memory_order_seq_cst);
+	if (atomic_load_explicit(&r->nwaiting, memory_order_relaxed) > 0 ||
+	    atomic_load_explicit(&r->narmed, memory_order_relaxed) > 0)
+		ring_wake(r);
+}
+
+void
+kfi_ring_close(struct kfi_ring *r)
+{
+	atomic_store(&r->closed, true);
+	atomic_fetch_add(&r->wake_gen, 1);
+	ring_futex_wake_all(&r->wake_gen);
+	pthread_mutex_lock(&r->mu);
+	for (struct kfi_ring_reader *rd = r->readers; rd; rd = rd->next)
+		ring_efd_signal(rd->efd);
+	pthread_cond_broadcast(&r->space_cv);
+	pthread_mutex_unlock(&r->mu);
+}
+
+void
+kfi_ring_stats(struct kfi_ring *r, struct kfi_ring_stats *out)
+{
+	out->published = kfi_ring_head(r) - 1;
+	out->scans = atomic_load(&r->st_scans);
+	out->block_waits = atomic_load(&r->st_block_waits);
+	out->block_expiry = atomic_load(&r->st_block_expiry);
+	out->wakes = atomic_load(&r->st_wakes);
+	out->held = atomic_load_explicit(&r->st_held, memory_order_relaxed);
+}
+
+/* ---- readers ---- */
+
+/* Make room in the scan arrays for one more reader. Caller holds mu. */
+static kf_err
+ring_grow_locked(struct kfi_ring *r)
+{
+	size_t ncap = r->hz_cap * 2;
+	kf_object **hz, **kept;
+	bool *claim;
+
+	if (r->nreaders + 1 <= r->hz_cap)
+		return KF_OK;
+	hz = realloc(r->hz, ncap * sizeof(*hz));
+	if (hz == NULL)
+		return KF_ENOMEM;
+	r->hz = hz;
+	kept = realloc(r->kept, ncap * sizeof(*kept));
+	if (kept == NULL)
+		return KF_ENOMEM;
+	r->kept = kept;
+	claim = realloc(r->hz_claim, ncap * sizeof(*claim));
+	if (claim == NULL)
+		return KF_ENOMEM;
+	r->hz_claim = claim;
+	r->hz_cap = ncap;
+	return KF_OK;
+}
+
+kf_err
+kfi_ring_reader_alloc(struct kfi_ring *r, const kf_sub_opts *opts,
+		      struct kfi_ring_reader **out)
+{
+	struct kfi_ring_reader *rd;
+	kf_err err;
+
+	rd = aligned_alloc(64, (sizeof(*rd) + 63) / 64 * 64);
+	if (rd == NULL)
+		return KF_ENOMEM;
+	memset(rd, 0, sizeof(*rd));
+	rd->ring = r;
+	rd->blocking = opts != NULL && opts->policy == KF_SUB_BLOCK;
+	rd->block_ms = opts != NULL && opts->block_timeout_ms > 0
+			   ? opts->block_timeout_ms
+			   : 1000;
+	rd->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (rd->efd < 0) {
+		free(rd);
+		return KF_EIO;
+	}
+
+	pthread_mutex_lock(&r->mu);
+	err = ring_grow_locked(r);
+	if (err != KF_OK) {
+		pthread_mutex_unlock(&r->mu);
+		close(rd->efd);
+		free(rd);
+		return err;
+	}
+	/* Under mu the producer cannot be scanning, so the position we take
+	 * and the first protection we publish cannot race a release. */
+	rd->cur = kfi_ring_head(r);
+	atomic_init(&rd->pos, rd->cur);
+	rd->attached = true;
+	rd->next = r->readers;
+	if (r->readers != NULL)
+		r->readers->prev = rd;
+	r->readers = rd;
+	r->nreaders++;
+	if (rd->blocking)
+		atomic_fetch_add(&r->nblocking, 1);
+	pthread_mutex_unlock(&r->mu);
+	*out = rd;
+	return KF_OK;
+}
+
+void
+kfi_ring_reader_close(struct kfi_ring_reader *rd)
+{
+	struct kfi_ring *r = rd->ring;
+
+	pthread_mutex_lock(&r->mu);
+	if (rd->attached) {
+		rd->attached = false;
+		if (rd->prev != NULL)
+			rd->prev->next = rd->next;
+		else
+			r->readers = rd->next;
+		if (rd->next != NULL)
+			rd->next->prev = rd->prev;
+		r->nreaders--;
+		if (rd->armed) {
+			struct kfi_ring_reader **pp = &r->armed;
+
+			while (*pp != rd)
+				pp = &(*pp)->armed_next;
+			*pp = rd->armed_next;
+			rd->armed = false;
+			atomic_fetch_sub(&r->narmed, 1);
+		}
+		if (rd->blocking)
+			atomic_fetch_sub(&r->nblocking, 1);
+		atomic_store(&rd->closed, true);
+		pthread_cond_broadcast(&r->space_cv);
+	}
+	pthread_mutex_unlock(&r->mu);
+
+	atomic_fetch_add(&r->wake_gen, 1);
+	ring_futex_wake_all(&r->wake_gen);
+	ring_efd_signal(rd->efd);
+}
+
+bool
+kfi_ring_reader_closed(const struct kfi_ring_reader *rd)
+{
+	return atomic_load(&rd->closed) || atomic_load(&rd->ring->closed);
+}
+
+void
+kfi_ring_reader_free(struct kfi_ring_reader *rd)
+{
+	if (rd == NULL)
+		return;
+	kfi_ring_reader_close(rd);
+	close(rd->efd);
+	free(rd);
+}
+
+uint64_t
+kfi_ring_reader_pos(const struct kfi_ring_reader *rd)
+{
+	return atomic_load_explicit(&rd->pos, memory_order_acquire);
+}
+
+/* Publish the reader's position; a blocking reader also wakes a producer
+ * waiting for it. */
+static void
+ring_reader_set_pos(struct kfi_ring_reader *rd, uint64_t pos)
+{
+	struct kfi_ring *r = rd->ring;
+
+	rd->cur = pos;
+	if (!rd->blocking) {
+		atomic_store_explicit(&rd->pos, pos, memory_order_release);
+		return;
+	}
+	atomic_store(&rd->pos, pos);
+	if (atomic_load(&r->producer_waiting)) {
+		pthread_mutex_lock(&r->mu);
+		pthread_cond_broadcast(&r->space_cv);
+		pthread_mutex_unlock(&r->mu);
+	}
+}
+
+void
+kfi_ring_reader_seek(struct kfi_ring_reader *rd, uint64_t seq)
+{
+	ring_reader_set_pos(rd, seq);
+}
+
+void
+kfi_ring_reader_unpin(struct kfi_ring_reader *rd)
+{
+	atomic_store_explicit(&rd->hazard, NULL, memory_order_release);
+}
+
+static kf_err
+ring_read_lagged(struct kfi_ring_reader *rd, uint64_t *missed)
+{
+	struct kfi_ring *r = rd->ring;
+	uint64_t h = kfi_ring_head(r);
+	uint64_t np = rd->cur + 1;
+
+	if (h - r->cap > np)
+		np = h - r->cap;
+	*missed = np - rd->cur;
+	kfi_ring_reader_unpin(rd);
+	atomic_store(&rd->exempt, false);
+	ring_reader_set_pos(rd, np);
+	return KF_ELAGGED;
+}
+
+kf_err
+kfi_ring_read(struct kfi_ring_reader *rd, kf_event *ev, uint64_t *seq,
+	      uint64_t *missed)
+{
+	struct kfi_ring *r = rd->ring;
+	uint64_t pos = rd->cur;
+	struct ring_slot *sl = &r->slots[pos & r->mask];
+	uint64_t v1, v2;
+	kf_object *p;
+	uint32_t meta;
+
+	if (atomic_load_explicit(&rd->closed, memory_order_relaxed)) {
+		kfi_ring_reader_unpin(rd);
+		return KF_ECLOSED;
+	}
+	v1 = atomic_load_explicit(&sl->seq, memory_order_acquire);
+	if (v1 != pos) {
+		if (v1 != RING_BUSY && v1 < pos)
+			goto empty; /* an older lap: pos not published */
+		if (pos >= kfi_ring_head(r))
+			goto empty;
+		return ring_read_lagged(rd, missed);
+	}
+	p = atomic_load_explicit(&sl->obj, memory_order_relaxed);
+	meta = atomic_load_explicit(&sl->meta, memory_order_relaxed);
+	atomic_thread_fence(memory_order_acquire);
+	atomic_store(&rd->hazard, p);
+	v2 = atomic_load(&sl->seq);
+	if (v2 != pos)
+		return ring_read_lagged(rd, missed);
+
+	ring_reader_set_pos(rd, pos + 1);
+	ev->type = (kf_event_type)(meta & 0xff);
+	ev->flags = meta >> 8;
+	ev->obj = p;
+	ev->missed = 0;
+	*seq = pos;
+	return KF_OK;
+
+empty:
+	kfi_ring_reader_unpin(rd);
+	return atomic_load(&r->closed) ? KF_ECLOSED : KF_EAGAIN;
+}
+
+static bool
+ring_reader_ready(struct kfi_ring_reader *rd)
+{
+	return rd->cur < kfi_ring_head(rd->ring);
+}
+
+kf_err
+kfi_ring_reader_wait(struct kfi_ring_reader *rd, int64_t timeout_ms)
+{
+	struct kfi_ring *r = rd->ring;
+	struct timespec ts, *tsp = NULL;
+	uint32_t gen;
+	long rc;
+
+	if (kfi_ring_reader_closed(rd))
+		return KF_ECLOSED;
+	if (timeout_ms == 0)
+		return ring_reader_ready(rd) ? KF_OK : KF_ETIMEDOUT;
+	gen = atomic_load(&r->wake_gen);
+	atomic_fetch_add(&r->nwaiting, 1);
+	atomic_thread_fence(memory_order_seq_cst);
+	if (ring_reader_ready(rd) || kfi_ring_reader_closed(rd)) {
+		atomic_fetch_sub(&r->nwaiting, 1);
+		return kfi_ring_reader_closed(rd) ? KF_ECLOSED : KF_OK;
+	}
+	if (timeout_ms > 0) {
+		ts.tv_sec = timeout_ms / 1000;
+		ts.tv_nsec = (timeout_ms % 1000) * 1000000;
+		tsp = &ts;
+	}
+	rc = syscall(SYS_futex, &r->wake_gen, FUTEX_WAIT_PRIVATE, gen, tsp,
+		     NULL, 0);
+	atomic_fetch_sub(&r->nwaiting, 1);
+	if (kfi_ring_reader_closed(rd))
+		return KF_ECLOSED;
+	if (rc != 0 && errno == ETIMEDOUT && !ring_reader_ready(rd))
+		return KF_ETIMEDOUT;
+	return KF_OK;
+}
+
+int
+kfi_ring_reader_fd(const struct kfi_ring_reader *rd)
+{
+	return rd->efd;
+}
+
+void
+kfi_ring_reader_arm(struct kfi_ring_reader *rd)
+{
+	struct kfi_ring *r = rd->ring;
+
+	ring_efd_drain(rd->efd);
+	pthread_mutex_lock(&r->mu);
+	if (rd->attached && !rd->armed) {
+		rd->armed = true;
+		rd->armed_next = r->armed;
+		r->armed = rd;
+		atomic_fetch_add(&r->narmed, 1);
+	}
+	pthread_mutex_unlock(&r->mu);
+	atomic_thread_fence(memory_order_seq_cst);
+	/* The caller reads again after arming; a publish that raced the
+	 * arming is then either seen or signals the fd. A closed reader's
+	 * fd must stay readable. */
+	if (kfi_ring_reader_closed(rd))
+		ring_efd_signal(rd->efd);
+}
+
+void
+kfi_ring_reader_kick(struct kfi_ring_reader *rd)
+{
+	ring_efd_signal(rd->efd);
+}
