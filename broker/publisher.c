@@ -67,7 +67,7 @@ struct topic_map {
 };
 
 struct kfi_pub_stream {
-	struct kfi_pub *pub;
+	kf_publisher *pub;
 	char *name;
 	kf_store *src;
 	kf_subscriber *sub;
@@ -103,8 +103,8 @@ struct snap {
 	uint64_t used;
 };
 
-struct kfi_pub {
-	struct kfi_pub_opts o;
+struct kf_publisher {
+	kf_publisher_opts o;
 	nng_socket pub, refs, rep;
 	bool has_refs;
 	uint64_t incarnation;
@@ -220,7 +220,7 @@ tm_clear(struct topic_map *m)
 /* ---- sending ---- */
 
 static void
-pub_send(struct kfi_pub *p, nng_socket s, const struct kfw_buf *b)
+pub_send(kf_publisher *p, nng_socket s, const struct kfw_buf *b)
 {
 	nng_msg *m;
 	int rv;
@@ -246,7 +246,7 @@ pub_send(struct kfi_pub *p, nng_socket s, const struct kfw_buf *b)
 static void
 send_both(struct kfi_pub_stream *s)
 {
-	struct kfi_pub *p = s->pub;
+	kf_publisher *p = s->pub;
 
 	pub_send(p, p->pub, &s->full);
 	atomic_fetch_add(&p->bytes, s->full.len);
@@ -286,7 +286,7 @@ static void
 send_control(struct kfi_pub_stream *s, uint8_t type, uint64_t a, uint64_t b,
 	     uint8_t c)
 {
-	struct kfi_pub *p = s->pub;
+	kf_publisher *p = s->pub;
 	struct kfw_buf *bufs[2] = {&s->full, &s->refs};
 
 	for (int i = 0; i < 2; i++) {
@@ -360,7 +360,7 @@ mirror_apply_locked(struct kfi_pub_stream *s, const kf_event *ev)
 static void
 batch_open(struct kfi_pub_stream *s, const char *ns)
 {
-	struct kfi_pub *p = s->pub;
+	kf_publisher *p = s->pub;
 
 	kfw_put_topic(&s->full, s->name, ns);
 	kfw_put_hdr(&s->full, KFW_EVENTS, 0, p->incarnation);
@@ -380,7 +380,7 @@ batch_open(struct kfi_pub_stream *s, const char *ns)
 static void
 publish_change(struct kfi_pub_stream *s, const kf_event *ev)
 {
-	struct kfi_pub *p = s->pub;
+	kf_publisher *p = s->pub;
 	const char *ns = kf_object_namespace(ev->obj);
 	struct kfw_objdesc d;
 	uint64_t seq, prev;
@@ -464,7 +464,7 @@ static void *
 stream_main(void *arg)
 {
 	struct kfi_pub_stream *s = arg;
-	struct kfi_pub *p = s->pub;
+	kf_publisher *p = s->pub;
 	kf_event ev;
 	kf_err e;
 
@@ -505,7 +505,7 @@ stream_main(void *arg)
 /* ---- the REP service ---- */
 
 static struct kfi_pub_stream *
-find_stream(struct kfi_pub *p, struct kfw_str name)
+find_stream(kf_publisher *p, struct kfw_str name)
 {
 	for (size_t i = 0; i < p->nstreams; i++) {
 		const char *n = p->streams[i]->name;
@@ -529,7 +529,7 @@ str_dup(struct kfw_str s)
 }
 
 static void
-rep_hello(struct kfi_pub *p, struct kfw_buf *b)
+rep_hello(kf_publisher *p, struct kfw_buf *b)
 {
 	kfw_put_hdr(b, KFW_HELLO_REP, 0, p->incarnation);
 	kfw_put_u8(b, KFW_ST_OK);
@@ -548,7 +548,7 @@ rep_hello(struct kfi_pub *p, struct kfw_buf *b)
 }
 
 static void
-put_snap_head(struct kfi_pub *p, struct kfw_buf *b, uint8_t status,
+put_snap_head(kf_publisher *p, struct kfw_buf *b, uint8_t status,
 	      const struct snap *sn)
 {
 	kfw_put_hdr(b, KFW_SNAPSHOT_REP, 0, p->incarnation);
@@ -570,7 +570,7 @@ snap_free(struct snap *sn)
 /* One chunk from `offset`: at least one object, then as many as fit in
  * max_bytes. A chunk that reaches the end frees the snapshot. */
 static void
-put_snap_chunk(struct kfi_pub *p, struct kfw_buf *b, struct snap *sn,
+put_snap_chunk(kf_publisher *p, struct kfw_buf *b, struct snap *sn,
 	       uint32_t offset, uint32_t max_bytes)
 {
 	size_t total = kf_state_len(sn->st), at;
@@ -601,7 +601,7 @@ put_snap_chunk(struct kfi_pub *p, struct kfw_buf *b, struct snap *sn,
 }
 
 static struct snap *
-snap_slot(struct kfi_pub *p)
+snap_slot(kf_publisher *p)
 {
 	struct snap *old = &p->snaps[0];
 
@@ -616,7 +616,7 @@ snap_slot(struct kfi_pub *p)
 }
 
 static void
-rep_snapshot(struct kfi_pub *p, const struct kfw_req *q, struct kfw_buf *b)
+rep_snapshot(kf_publisher *p, const struct kfw_req *q, struct kfw_buf *b)
 {
 	struct kfi_pub_stream *s = find_stream(p, q->stream);
 	struct snap *sn;
@@ -666,7 +666,7 @@ empty:
 }
 
 static void
-rep_snapshot_next(struct kfi_pub *p, const struct kfw_req *q, struct kfw_buf *b)
+rep_snapshot_next(kf_publisher *p, const struct kfw_req *q, struct kfw_buf *b)
 {
 	for (size_t i = 0; i < PUB_MAX_SNAPS; i++) {
 		struct snap *sn = &p->snaps[i];
@@ -684,7 +684,7 @@ rep_snapshot_next(struct kfi_pub *p, const struct kfw_req *q, struct kfw_buf *b)
 }
 
 static void
-rep_status(struct kfi_pub *p, const struct kfw_req *q, struct kfw_buf *b)
+rep_status(kf_publisher *p, const struct kfw_req *q, struct kfw_buf *b)
 {
 	struct kfi_pub_stream *s = find_stream(p, q->stream);
 	char why[256] = "", *ns = str_dup(q->ns);
@@ -710,7 +710,7 @@ rep_status(struct kfi_pub *p, const struct kfw_req *q, struct kfw_buf *b)
 }
 
 static void
-rep_get(struct kfi_pub *p, const struct kfw_req *q, struct kfw_buf *b)
+rep_get(kf_publisher *p, const struct kfw_req *q, struct kfw_buf *b)
 {
 	struct kfi_pub_stream *s = find_stream(p, q->stream);
 	char *ns = str_dup(q->ns), *name = str_dup(q->name);
@@ -751,7 +751,7 @@ rep_get(struct kfi_pub *p, const struct kfw_req *q, struct kfw_buf *b)
 }
 
 static void
-rep_answer(struct kfi_pub *p, const void *body, size_t len, struct kfw_buf *b)
+rep_answer(kf_publisher *p, const void *body, size_t len, struct kfw_buf *b)
 {
 	struct kfw_req q;
 	const char *why = NULL;
@@ -785,7 +785,7 @@ rep_answer(struct kfi_pub *p, const void *body, size_t len, struct kfw_buf *b)
 }
 
 static void
-expire_snaps(struct kfi_pub *p)
+expire_snaps(kf_publisher *p)
 {
 	uint64_t now = now_ns(),
 		 ttl = (uint64_t)p->o.snapshot_ttl_ms * 1000000u;
@@ -798,7 +798,7 @@ expire_snaps(struct kfi_pub *p)
 static void *
 rep_main(void *arg)
 {
-	struct kfi_pub *p = arg;
+	kf_publisher *p = arg;
 	struct kfw_buf b;
 
 	kfw_buf_init(&b);
@@ -847,7 +847,7 @@ is_loopback_host(const char *addr)
 }
 
 static kf_err
-pub_listen(struct kfi_pub *p, nng_socket s, const char *addr, char *errbuf,
+pub_listen(kf_publisher *p, nng_socket s, const char *addr, char *errbuf,
 	   size_t errlen)
 {
 	nng_listener l;
@@ -885,7 +885,7 @@ pub_listen(struct kfi_pub *p, nng_socket s, const char *addr, char *errbuf,
 }
 
 static void
-opts_defaults(struct kfi_pub_opts *o)
+opts_defaults(kf_publisher_opts *o)
 {
 	if (o->ipc_mode == 0)
 		o->ipc_mode = 0600;
@@ -900,10 +900,10 @@ opts_defaults(struct kfi_pub_opts *o)
 }
 
 kf_err
-kfi_pub_alloc(const struct kfi_pub_opts *opts, char *errbuf, size_t errlen,
-	      struct kfi_pub **out)
+kf_publisher_alloc(const kf_publisher_opts *opts, char *errbuf, size_t errlen,
+		   kf_publisher **out)
 {
-	struct kfi_pub *p;
+	kf_publisher *p;
 	char dummy[8];
 	kf_err e = KF_ENNG;
 
@@ -961,7 +961,7 @@ fail:
 }
 
 kf_err
-kfi_pub_add_stream(struct kfi_pub *p, const char *name, kf_store *src,
+kfi_pub_add_stream(kf_publisher *p, const char *name, kf_store *src,
 		   struct kfi_pub_stream **out)
 {
 	struct kfi_pub_stream *s;
@@ -993,7 +993,7 @@ kfi_pub_add_stream(struct kfi_pub *p, const char *name, kf_store *src,
 }
 
 kf_err
-kfi_pub_start(struct kfi_pub *p)
+kf_publisher_start(kf_publisher *p)
 {
 	kf_err e;
 
@@ -1036,7 +1036,7 @@ stream_free(struct kfi_pub_stream *s)
 }
 
 void
-kfi_pub_free(struct kfi_pub *p)
+kf_publisher_free(kf_publisher *p)
 {
 	if (p == NULL)
 		return;
@@ -1059,7 +1059,7 @@ kfi_pub_free(struct kfi_pub *p)
 }
 
 void
-kfi_pub_stats_get(struct kfi_pub *p, struct kfi_pub_stats *o)
+kf_publisher_stats_get(kf_publisher *p, kf_publisher_stats *o)
 {
 	o->incarnation = p->incarnation;
 	o->messages = atomic_load(&p->messages);
@@ -1075,8 +1075,7 @@ kfi_pub_stats_get(struct kfi_pub *p, struct kfi_pub_stats *o)
 }
 
 void
-kfi_pub_stream_stats_get(struct kfi_pub_stream *s,
-			 struct kfi_pub_stream_stats *o)
+kfi_pub_stream_stats_get(struct kfi_pub_stream *s, kf_publisher_stream_stats *o)
 {
 	pthread_mutex_lock(&s->mu);
 	o->seq = s->seq;
@@ -1087,13 +1086,13 @@ kfi_pub_stream_stats_get(struct kfi_pub_stream *s,
 }
 
 size_t
-kfi_pub_stream_count(struct kfi_pub *p)
+kf_publisher_stream_count(kf_publisher *p)
 {
 	return p->nstreams;
 }
 
 struct kfi_pub_stream *
-kfi_pub_stream_at(struct kfi_pub *p, size_t i)
+kfi_pub_stream_at(kf_publisher *p, size_t i)
 {
 	return i < p->nstreams ? p->streams[i] : NULL;
 }
@@ -1101,5 +1100,25 @@ kfi_pub_stream_at(struct kfi_pub *p, size_t i)
 const char *
 kfi_pub_stream_name(struct kfi_pub_stream *s)
 {
+	return s->name;
+}
+
+kf_err
+kf_publisher_add_stream(kf_publisher *p, const char *name, kf_store *src)
+{
+	if (src == NULL)
+		return KF_EINVAL;
+	return kfi_pub_add_stream(p, name, src, NULL);
+}
+
+const char *
+kf_publisher_stream_stats_get(kf_publisher *p, size_t i,
+			      kf_publisher_stream_stats *out)
+{
+	struct kfi_pub_stream *s = kfi_pub_stream_at(p, i);
+
+	if (s == NULL)
+		return NULL;
+	kfi_pub_stream_stats_get(s, out);
 	return s->name;
 }

@@ -46,8 +46,7 @@ cm(const char *ns, const char *name, const char *rv, const char *val)
 		 "{\"name\":\"%s\",\"namespace\":\"%s\",\"uid\":\"uid-%s\","
 		 "\"resourceVersion\":\"%s\"},\"data\":{\"k\":\"%s\"}}",
 		 name, ns, name, rv, val);
-	cr_assert_eq(kf_object_parse(js, strlen(js), NULL, NULL, 0, &o),
-		     KF_OK);
+	cr_assert_eq(kf_object_parse(js, strlen(js), NULL, NULL, 0, &o), KF_OK);
 	return o;
 }
 
@@ -75,12 +74,11 @@ feed_frame(struct kfi_pub_stream *s, int n, const char *rv)
 	feed(s, KF_EV_INIT_DONE, NULL);
 }
 
-static struct kfi_pub *
-start_pub(uint64_t inc, size_t chunk, bool refs,
-	  struct kfi_pub_stream **st)
+static kf_publisher *
+start_pub(uint64_t inc, size_t chunk, bool refs, struct kfi_pub_stream **st)
 {
-	struct kfi_pub_opts o = {0};
-	struct kfi_pub *p;
+	kf_publisher_opts o = {0};
+	kf_publisher *p;
 	char err[256];
 
 	o.pub_addr = pub_addr;
@@ -89,10 +87,10 @@ start_pub(uint64_t inc, size_t chunk, bool refs,
 	o.incarnation = inc;
 	o.snapshot_chunk_bytes = chunk;
 	o.batch_delay_us = 0;
-	cr_assert_eq(kfi_pub_alloc(&o, err, sizeof(err), &p), KF_OK, "%s",
+	cr_assert_eq(kf_publisher_alloc(&o, err, sizeof(err), &p), KF_OK, "%s",
 		     err);
 	cr_assert_eq(kfi_pub_add_stream(p, "configmaps", NULL, st), KF_OK);
-	cr_assert_eq(kfi_pub_start(p), KF_OK);
+	cr_assert_eq(kf_publisher_start(p), KF_OK);
 	return p;
 }
 
@@ -161,7 +159,7 @@ assert_rv(kf_remote *r, const char *ns, const char *name, const char *rv)
 Test(remote, snapshot_then_stream_without_gap_or_duplicate)
 {
 	struct kfi_pub_stream *st;
-	struct kfi_pub *p;
+	kf_publisher *p;
 	kf_remote *r;
 	kf_remote_stats rs;
 	kf_event ev;
@@ -198,13 +196,13 @@ Test(remote, snapshot_then_stream_without_gap_or_duplicate)
 	cr_assert_eq(rs.applied, 3);
 	cr_assert_eq(rs.seq, 4); /* RESET took 1, then three events */
 	kf_remote_close(r);
-	kfi_pub_free(p);
+	kf_publisher_free(p);
 }
 
 Test(remote, a_lost_message_is_a_gap_healed_by_a_snapshot)
 {
 	struct kfi_pub_stream *st;
-	struct kfi_pub *p;
+	kf_publisher *p;
 	kf_remote *r;
 	kf_remote_stats rs;
 	kf_event ev;
@@ -231,13 +229,13 @@ Test(remote, a_lost_message_is_a_gap_healed_by_a_snapshot)
 	/* The event after the snapshot point was skipped, not repeated. */
 	cr_assert_eq(kf_remote_next(r, 200, &ev), KF_ETIMEDOUT);
 	kf_remote_close(r);
-	kfi_pub_free(p);
+	kf_publisher_free(p);
 }
 
 Test(remote, a_lost_tail_message_is_noticed_from_the_heartbeat)
 {
 	struct kfi_pub_stream *st;
-	struct kfi_pub *p;
+	kf_publisher *p;
 	kf_remote *r;
 	kf_event ev;
 
@@ -256,13 +254,13 @@ Test(remote, a_lost_tail_message_is_noticed_from_the_heartbeat)
 	cr_assert_eq(read_frame(r), 2);
 	assert_rv(r, "ns1", "tail", "9");
 	kf_remote_close(r);
-	kfi_pub_free(p);
+	kf_publisher_free(p);
 }
 
 Test(remote, a_publisher_reset_and_a_broker_restart_resync)
 {
 	struct kfi_pub_stream *st;
-	struct kfi_pub *p;
+	kf_publisher *p;
 	kf_remote *r;
 	kf_remote_stats rs;
 	kf_event ev;
@@ -282,7 +280,7 @@ Test(remote, a_publisher_reset_and_a_broker_restart_resync)
 	assert_rv(r, "ns1", "o3", "7");
 
 	/* The broker restarts with another incarnation and less state. */
-	kfi_pub_free(p);
+	kf_publisher_free(p);
 	p = start_pub(222, 0, false, &st);
 	feed_frame(st, 1, "8");
 	settle();
@@ -297,13 +295,13 @@ Test(remote, a_publisher_reset_and_a_broker_restart_resync)
 	cr_assert_geq(rs.restarts, 1);
 	cr_assert_eq(rs.incarnation, 222);
 	kf_remote_close(r);
-	kfi_pub_free(p);
+	kf_publisher_free(p);
 }
 
 Test(remote, a_namespace_filter_sees_only_its_namespace_and_its_gaps)
 {
 	struct kfi_pub_stream *st;
-	struct kfi_pub *p;
+	kf_publisher *p;
 	kf_remote *r;
 	kf_remote_stats rs;
 	kf_event ev;
@@ -357,14 +355,14 @@ Test(remote, a_namespace_filter_sees_only_its_namespace_and_its_gaps)
 	kf_remote_stats_get(r, &rs);
 	cr_assert_eq(rs.gaps, 2);
 	kf_remote_close(r);
-	kfi_pub_free(p);
+	kf_publisher_free(p);
 }
 
 Test(remote, a_large_snapshot_arrives_in_chunks)
 {
 	struct kfi_pub_stream *st;
-	struct kfi_pub *p;
-	struct kfi_pub_stats ps;
+	kf_publisher *p;
+	kf_publisher_stats ps;
 	kf_remote *r;
 
 	addrs();
@@ -373,18 +371,18 @@ Test(remote, a_large_snapshot_arrives_in_chunks)
 	r = subscribe(NULL, false);
 	cr_assert_eq(read_frame(r), 200);
 	cr_assert_eq(kf_store_len(kf_remote_store(r)), 200);
-	kfi_pub_stats_get(p, &ps);
+	kf_publisher_stats_get(p, &ps);
 	cr_assert_eq(ps.snapshots, 1);
 	cr_assert_gt(ps.requests, 10, "only %llu requests",
 		     (unsigned long long)ps.requests);
 	kf_remote_close(r);
-	kfi_pub_free(p);
+	kf_publisher_free(p);
 }
 
 Test(remote, a_reference_only_feed_carries_metadata_only)
 {
 	struct kfi_pub_stream *st;
-	struct kfi_pub *p;
+	kf_publisher *p;
 	kf_remote *r;
 	kf_event ev;
 	char *v = NULL;
@@ -403,13 +401,13 @@ Test(remote, a_reference_only_feed_carries_metadata_only)
 	cr_assert_eq(kf_object_field(ev.obj, "data", &v), KF_ENOTFOUND);
 	free(v);
 	kf_remote_close(r);
-	kfi_pub_free(p);
+	kf_publisher_free(p);
 }
 
 Test(remote, malformed_messages_are_counted_and_never_applied)
 {
 	struct kfi_pub_stream *st;
-	struct kfi_pub *p;
+	kf_publisher *p;
 	kf_remote_opts o;
 	kf_remote *r;
 	kf_remote_stats rs;
@@ -438,8 +436,8 @@ Test(remote, malformed_messages_are_counted_and_never_applied)
 	kfw_buf_init(&b);
 	srand(7);
 	for (int i = 0; i < 300; i++) {
-		struct kfw_objdesc d = {"v1", "ConfigMap", "ns1", "zz",
-					"u", "2", "{\"a\":1}", 7};
+		struct kfw_objdesc d = {"v1", "ConfigMap", "ns1",	"zz",
+					"u",  "2",	   "{\"a\":1}", 7};
 		size_t cut;
 
 		kfw_buf_reset(&b);
@@ -450,7 +448,8 @@ Test(remote, malformed_messages_are_counted_and_never_applied)
 		/* Truncate, or flip a bit in the header or lengths. */
 		cut = b.len - 1 - (size_t)(rand() % 20);
 		if (i % 2 == 0)
-			b.p[(size_t)rand() % 40] ^= (uint8_t)(1u << (rand() % 8));
+			b.p[(size_t)rand() % 40] ^=
+			    (uint8_t)(1u << (rand() % 8));
 		nng_send(raw, b.p, i % 2 ? cut : b.len, 0);
 	}
 	kfw_buf_fini(&b);
@@ -462,19 +461,19 @@ Test(remote, malformed_messages_are_counted_and_never_applied)
 			      "a corrupted record was applied");
 	kf_remote_stats_get(r, &rs);
 	cr_assert_geq(rs.malformed, 150, "malformed %llu",
-		     (unsigned long long)rs.malformed);
+		      (unsigned long long)rs.malformed);
 	cr_assert_eq(kf_store_len(kf_remote_store(r)), 1);
 	assert_rv(r, "ns1", "o0", "1");
 	kf_remote_close(r);
 	nng_close(raw);
-	kfi_pub_free(p);
+	kf_publisher_free(p);
 }
 
 Test(remote, get_and_status_answer_from_the_publisher_mirror)
 {
 	struct kfi_pub_stream *st;
-	struct kfi_pub *p;
-	struct kfi_pub_stream_stats ss;
+	kf_publisher *p;
+	kf_publisher_stream_stats ss;
 	nng_socket req;
 	struct kfw_buf b;
 	struct kfw_rep rep;
@@ -525,17 +524,17 @@ Test(remote, get_and_status_answer_from_the_publisher_mirror)
 	nng_free(reply, len);
 	kfw_buf_fini(&b);
 	nng_close(req);
-	kfi_pub_free(p);
+	kf_publisher_free(p);
 }
 
 Test(remote, tcp_listeners_off_loopback_are_refused)
 {
-	struct kfi_pub_opts o = {0};
-	struct kfi_pub *p;
+	kf_publisher_opts o = {0};
+	kf_publisher *p;
 	char err[256];
 
 	o.pub_addr = "tcp://0.0.0.0:0";
 	o.rep_addr = "tcp://127.0.0.1:0";
-	cr_assert_eq(kfi_pub_alloc(&o, err, sizeof(err), &p), KF_ECONFIG);
+	cr_assert_eq(kf_publisher_alloc(&o, err, sizeof(err), &p), KF_ECONFIG);
 	cr_assert(strstr(err, "loopback") != NULL, "%s", err);
 }
