@@ -28,9 +28,8 @@ struct dec_span {
 	size_t n;
 };
 
-static void
-dec_err(char *buf, size_t len, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+static void dec_err(char *buf, size_t len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static void
 dec_err(char *buf, size_t len, const char *fmt, ...)
@@ -189,8 +188,8 @@ dec_str_at(json_object *o, const char *a, const char *b)
 	if (b != NULL && !json_object_object_get_ex(v, b, &v))
 		return NULL;
 	return json_object_is_type(v, json_type_string)
-		       ? json_object_get_string(v)
-		       : NULL;
+		   ? json_object_get_string(v)
+		   : NULL;
 }
 
 static void
@@ -258,9 +257,9 @@ static const struct {
 	const char *name;
 	enum kfi_wtype type;
 } dec_types[] = {
-	{"ADDED", KFI_W_ADDED},       {"MODIFIED", KFI_W_MODIFIED},
-	{"DELETED", KFI_W_DELETED},   {"BOOKMARK", KFI_W_BOOKMARK},
-	{"ERROR", KFI_W_ERROR},
+    {"ADDED", KFI_W_ADDED},	{"MODIFIED", KFI_W_MODIFIED},
+    {"DELETED", KFI_W_DELETED}, {"BOOKMARK", KFI_W_BOOKMARK},
+    {"ERROR", KFI_W_ERROR},
 };
 
 static kf_err
@@ -292,7 +291,7 @@ dec_bookmark(struct dec_span o, struct kfi_wevent *ev, char *errbuf,
 					      &v)) {
 			end = json_object_get_string(v);
 			ev->initial_events_end =
-				end != NULL && strcmp(end, "true") == 0;
+			    end != NULL && strcmp(end, "true") == 0;
 		}
 	}
 	json_object_put(t);
@@ -311,8 +310,9 @@ kfi_decode_event(const char *line, size_t len, const struct kfi_ingest *ing,
 
 	memset(ev, 0, sizeof(*ev));
 	if (dec_members(line, line + len, keys, v, 2) != 0) {
-		dec_err(errbuf, errlen, "watch line is not one JSON object "
-					"(%zu bytes)",
+		dec_err(errbuf, errlen,
+			"watch line is not one JSON object "
+			"(%zu bytes)",
 			len);
 		return KF_EPARSE;
 	}
@@ -345,8 +345,8 @@ kfi_decode_event(const char *line, size_t len, const struct kfi_ingest *ing,
 	}
 	if (ev->type == KFI_W_BOOKMARK)
 		return dec_bookmark(v[1], ev, errbuf, errlen);
-	e = dec_object(v[1].p, v[1].n, ing ? ing->kind_hint : NULL, ing,
-		       errbuf, errlen, &ev->obj);
+	e = dec_object(v[1].p, v[1].n, ing ? ing->kind_hint : NULL, ing, errbuf,
+		       errlen, &ev->obj);
 	if (e != KF_OK)
 		return e;
 	rv = kf_object_resource_version(ev->obj);
@@ -409,8 +409,9 @@ kfi_decode_list(const char *body, size_t len, const struct kfi_ingest *ing,
 
 	memset(meta, 0, sizeof(*meta));
 	if (dec_members(body, body + len, keys, v, 3) != 0) {
-		dec_err(errbuf, errlen, "list body is not one JSON object "
-					"(%zu bytes)",
+		dec_err(errbuf, errlen,
+			"list body is not one JSON object "
+			"(%zu bytes)",
 			len);
 		return KF_EPARSE;
 	}

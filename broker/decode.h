@@ -37,24 +37,24 @@ enum kfi_wtype {
 
 /* A metav1.Status, as far as operators need it. */
 struct kfi_status {
-	long code;         /* 0 when absent */
+	long code;	   /* 0 when absent */
 	char reason[64];   /* "Expired", "Forbidden", ... or "" */
 	char message[512]; /* the server's message, or "" */
 };
 
 /* What the objects of a stream need at ingest. */
 struct kfi_ingest {
-	const char *kind_hint; /* for objects without "kind"; may be NULL */
+	const char *kind_hint;	   /* for objects without "kind"; may be NULL */
 	kf_transform_fn transform; /* may be NULL */
 	void *transform_arg;
 };
 
 struct kfi_wevent {
 	enum kfi_wtype type;
-	char type_name[32]; /* the type as sent (truncated), for logs */
-	kf_object *obj;     /* ADDED/MODIFIED/DELETED: a reference to unref */
+	char type_name[32];  /* the type as sent (truncated), for logs */
+	kf_object *obj;	     /* ADDED/MODIFIED/DELETED: a reference to unref */
 	char rv[KFI_RV_MAX]; /* the object's or bookmark's resourceVersion */
-	bool initial_events_end; /* BOOKMARK ending a streaming list */
+	bool initial_events_end;  /* BOOKMARK ending a streaming list */
 	struct kfi_status status; /* ERROR */
 };
 
@@ -71,9 +71,9 @@ kf_err kfi_decode_status(const char *body, size_t len, struct kfi_status *st);
 
 struct kfi_list_meta {
 	char rv[KFI_RV_MAX]; /* metadata.resourceVersion */
-	char *cont;          /* metadata.continue, malloc'd, or NULL */
-	char kind[128];      /* the list's kind ("ConfigMapList") */
-	size_t items;        /* items handed to the callback */
+	char *cont;	     /* metadata.continue, malloc'd, or NULL */
+	char kind[128];	     /* the list's kind ("ConfigMapList") */
+	size_t items;	     /* items handed to the callback */
 	size_t bad_items;    /* items that failed to parse (skipped) */
 };
 

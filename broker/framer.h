@@ -32,11 +32,11 @@
 typedef int (*kfi_frame_fn)(void *arg, const char *line, size_t len);
 
 struct kfi_framer {
-	char *buf;        /* the start of a line that spans feeds */
-	size_t len;       /* bytes in buf */
-	size_t cap;       /* bytes allocated for buf */
-	size_t limit;     /* longest line accepted, in bytes */
-	size_t discarded; /* bytes of the current over-limit line, or 0 */
+	char *buf;	   /* the start of a line that spans feeds */
+	size_t len;	   /* bytes in buf */
+	size_t cap;	   /* bytes allocated for buf */
+	size_t limit;	   /* longest line accepted, in bytes */
+	size_t discarded;  /* bytes of the current over-limit line, or 0 */
 	uint64_t oversize; /* over-limit lines seen */
 };
 

@@ -54,7 +54,7 @@
 #include "log.h"
 #include "watcher_int.h"
 
-#define W_ERRBODY_MAX 65536
+#define W_ERRBODY_MAX	 65536
 #define W_SHORT_WATCH_MS 1000
 
 enum w_phase { PH_NONE, PH_PAGE, PH_STREAM, PH_WATCH };
@@ -79,7 +79,7 @@ struct kf_watcher {
 	kf_conn *conn;
 	kf_watcher_opts o;
 	char *s_group, *s_version, *s_resource, *s_ns, *s_lsel, *s_fsel,
-		*s_kind;
+	    *s_kind;
 	char *base_url;
 	char what[256]; /* "configmaps in ns" for logs */
 	kf_watcher_event_fn on_event;
@@ -88,10 +88,10 @@ struct kf_watcher {
 	struct kfi_watcher_link link;
 
 	/* protocol state: loop thread only */
-	char rv[KFI_RV_MAX];     /* resume point; "" = list next */
+	char rv[KFI_RV_MAX];	 /* resume point; "" = list next */
 	char newest[KFI_RV_MAX]; /* newest version handed out */
-	char *cont;              /* continue token of the next page */
-	kf_object **items;       /* the list being gathered */
+	char *cont;		 /* continue token of the next page */
+	kf_object **items;	 /* the list being gathered */
 	size_t nitems, citems;
 	bool stream_unsupported;
 	bool stream_done; /* initial events ended on this request */
@@ -99,7 +99,7 @@ struct kf_watcher {
 	bool unhealthy;
 	bool last_gone; /* the previous failure was a 410 */
 	unsigned attempts;
-	unsigned fails;     /* failures in a row */
+	unsigned fails;	    /* failures in a row */
 	unsigned backwards; /* lists refused in a row as older */
 	int64_t healthy_since;
 	int64_t next_at;
@@ -166,17 +166,16 @@ static void
 w_set_rv(kf_watcher *w, const char *rv)
 {
 	snprintf(w->rv, sizeof(w->rv), "%s", rv);
-	if (rv[0] != '\0' && (w->newest[0] == '\0' ||
-			      kfi_rv_compare(rv, w->newest) != -1))
+	if (rv[0] != '\0' &&
+	    (w->newest[0] == '\0' || kfi_rv_compare(rv, w->newest) != -1))
 		snprintf(w->newest, sizeof(w->newest), "%s", rv);
 	pthread_mutex_lock(&w->mu);
 	snprintf(w->pub_rv, sizeof(w->pub_rv), "%s", rv);
 	pthread_mutex_unlock(&w->mu);
 }
 
-static void
-w_error(kf_watcher *w, kf_err e, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+static void w_error(kf_watcher *w, kf_err e, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static void
 w_error(kf_watcher *w, kf_err e, const char *fmt, ...)
@@ -255,8 +254,8 @@ w_health(kf_watcher *w, bool healthy, const char *why)
 		return;
 	w->unhealthy = !healthy;
 	if (healthy)
-		kfi_log(KF_LOG_NOTICE, "KF-WATCH-HEALTHY", "%s: data flows again",
-			w->what);
+		kfi_log(KF_LOG_NOTICE, "KF-WATCH-HEALTHY",
+			"%s: data flows again", w->what);
 	else
 		kfi_log(KF_LOG_WARNING, "KF-WATCH-STALE", "%s: %s", w->what,
 			why);
@@ -524,8 +523,8 @@ w_write(char *p, size_t size, size_t n, void *ud)
 		if (w->blen < W_ERRBODY_MAX)
 			w_append(w, p,
 				 len < W_ERRBODY_MAX - w->blen
-					 ? len
-					 : W_ERRBODY_MAX - w->blen,
+				     ? len
+				     : W_ERRBODY_MAX - w->blen,
 				 W_ERRBODY_MAX);
 		return len;
 	}
@@ -557,8 +556,8 @@ w_header(char *p, size_t size, size_t n, void *ud)
 		w->retry_after_s = 0; /* a new header block */
 	} else if (len > 12 && strncasecmp(p, "Retry-After:", 12) == 0) {
 		char tmp[32];
-		size_t k = len - 12 < sizeof(tmp) - 1 ? len - 12
-						      : sizeof(tmp) - 1;
+		size_t k =
+		    len - 12 < sizeof(tmp) - 1 ? len - 12 : sizeof(tmp) - 1;
 		char *end;
 		long v;
 
@@ -720,8 +719,8 @@ w_begin(kf_watcher *w, CURLM *m, int64_t now)
 	e = kfi_conn_apply(w->conn, w->h, &w->hdrs, err, sizeof(err));
 	if (nh == NULL || e != KF_OK) {
 		free(url);
-		w_error(w, e != KF_OK ? e : KF_ENOMEM,
-			"credentials for %s: %s", w->what, err);
+		w_error(w, e != KF_OK ? e : KF_ENOMEM, "credentials for %s: %s",
+			w->what, err);
 		kfi_log(KF_LOG_ERR, "KF-WATCH-CREDENTIALS", "%s: %s", w->what,
 			err);
 		w_request_free(w, NULL);
@@ -797,9 +796,10 @@ w_http_error(kf_watcher *w, enum w_phase ph, int64_t now)
 			if (*c == '\n' || *c == '\r' || (unsigned char)*c < 32)
 				*c = ' ';
 	}
-	w_error(w, code == 410 ? KF_EGONE
-		   : (code == 401 || code == 403) ? KF_EAUTH
-						  : KF_EHTTP,
+	w_error(w,
+		code == 410		       ? KF_EGONE
+		: (code == 401 || code == 403) ? KF_EAUTH
+					       : KF_EHTTP,
 		"%s %s: HTTP %ld, %s", w->what,
 		ph == PH_WATCH ? "watch" : "list", code, text);
 	kfi_log(KF_LOG_WARNING, code == 410 ? "KF-WATCH-GONE" : "KF-WATCH-HTTP",
@@ -911,11 +911,11 @@ w_finish(kf_watcher *w, CURLM *m, CURLcode rc, bool idle, int64_t now)
 		w_relist(w);
 		w_gone(w, now);
 	} else if (ab != AB_NONE) {
-		kf_err e = ab == AB_ERROREV    ? KF_EHTTP
-			   : ab == AB_CTYPE    ? KF_EPROTO
-			   : ab == AB_NOMEM    ? KF_ENOMEM
-			   : ab == AB_PARSE    ? KF_EPARSE
-					       : KF_ETOOBIG;
+		kf_err e = ab == AB_ERROREV ? KF_EHTTP
+			   : ab == AB_CTYPE ? KF_EPROTO
+			   : ab == AB_NOMEM ? KF_ENOMEM
+			   : ab == AB_PARSE ? KF_EPARSE
+					    : KF_ETOOBIG;
 
 		w_error(w, e, "%s: %s", w->what, w->ab_detail);
 		if (ab == AB_ERROREV)

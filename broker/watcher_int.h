@@ -33,8 +33,8 @@ void kfi_watcher_release(kf_watcher *w, CURLM *m);
 struct kfi_watcher_link {
 	kf_loop *loop;
 	kf_watcher *next; /* on the loop's pending or active list */
-	bool want_stop;   /* read without the mutex by the loop thread */
-	bool released;    /* the loop has let go: stop may return */
+	bool want_stop;	  /* read without the mutex by the loop thread */
+	bool released;	  /* the loop has let go: stop may return */
 	bool started;
 };
 

@@ -56,35 +56,35 @@ KF_API void kf_loop_free(kf_loop *l);
 
 typedef enum kf_list_mode {
 	KF_LIST_AUTO = 0, /* streaming list, falling back to paged lists */
-	KF_LIST_PAGED,    /* paged lists only */
-	KF_LIST_STREAM,   /* streaming only (no fallback) */
+	KF_LIST_PAGED,	  /* paged lists only */
+	KF_LIST_STREAM,	  /* streaming only (no fallback) */
 } kf_list_mode;
 
 /* Fill with kf_watcher_opts_init() and set what differs; zero numbers mean
  * the defaults. Strings are copied by kf_watcher_alloc(). */
 typedef struct kf_watcher_opts {
-	const char *group;     /* "" or NULL for the core group */
-	const char *version;   /* "v1" */
-	const char *resource;  /* plural, lower case: "configmaps" */
-	const char *namespace_; /* NULL or "" watches all namespaces (and
-				 * is what cluster-scoped resources need) */
+	const char *group;	    /* "" or NULL for the core group */
+	const char *version;	    /* "v1" */
+	const char *resource;	    /* plural, lower case: "configmaps" */
+	const char *namespace_;	    /* NULL or "" watches all namespaces (and
+				     * is what cluster-scoped resources need) */
 	const char *label_selector; /* NULL for none */
 	const char *field_selector; /* NULL for none */
-	const char *kind;      /* kind hint for list items; NULL: taken from
-				* the list's kind */
+	const char *kind; /* kind hint for list items; NULL: taken from
+			   * the list's kind */
 	kf_list_mode list_mode;
-	unsigned page_size;       /* default 500 */
+	unsigned page_size;	  /* default 500 */
 	unsigned timeout_seconds; /* watch timeoutSeconds; default 290 */
 	unsigned idle_ms; /* no byte for this long drops a request; default
 			   * (timeout_seconds + 15) s */
 	size_t max_line;  /* longest watch line; default 16 MiB */
 	size_t max_body;  /* longest list page or error body; default 512 MiB */
-	unsigned backoff_initial_ms; /* default 800 */
-	unsigned backoff_max_ms;     /* default 30 000 */
-	unsigned backoff_reset_ms;   /* healthy this long resets; 120 000 */
+	unsigned backoff_initial_ms;   /* default 800 */
+	unsigned backoff_max_ms;       /* default 30 000 */
+	unsigned backoff_reset_ms;     /* healthy this long resets; 120 000 */
 	unsigned stale_after_failures; /* consecutive failures that make the
 					* data stale; default 3 */
-	kf_transform_fn transform; /* ingest transform, or NULL */
+	kf_transform_fn transform;     /* ingest transform, or NULL */
 	void *transform_arg;
 } kf_watcher_opts;
 
@@ -129,26 +129,25 @@ KF_API kf_err kf_watcher_last_error(kf_watcher *w, char *buf, size_t len);
 
 /* The resume point: the version the next watch would start from ("" when
  * the next step is a list). */
-KF_API void kf_watcher_resource_version(kf_watcher *w, char *buf,
-					size_t len);
+KF_API void kf_watcher_resource_version(kf_watcher *w, char *buf, size_t len);
 
 /* Counters since alloc; each read atomically (the set is not a snapshot). */
 typedef struct kf_watcher_stats {
-	uint64_t lists;        /* lists started (paged or streaming) */
+	uint64_t lists;	       /* lists started (paged or streaming) */
 	uint64_t list_pages;   /* list page requests */
 	uint64_t relists;      /* lists after the first */
 	uint64_t stream_lists; /* lists done by streaming */
 	uint64_t watches;      /* watch requests */
-	uint64_t gone;         /* 410s: HTTP status or in-stream ERROR */
-	uint64_t bytes;        /* body bytes received */
+	uint64_t gone;	       /* 410s: HTTP status or in-stream ERROR */
+	uint64_t bytes;	       /* body bytes received */
 	uint64_t added, modified, deleted, bookmarks, errors; /* by type */
-	uint64_t unknown_types; /* events of unknown type, skipped */
-	uint64_t parse_errors;  /* lines or items that did not parse */
-	uint64_t oversize_lines; /* lines over max_line */
-	uint64_t http_errors;   /* replies with an unexpected status */
+	uint64_t unknown_types;	   /* events of unknown type, skipped */
+	uint64_t parse_errors;	   /* lines or items that did not parse */
+	uint64_t oversize_lines;   /* lines over max_line */
+	uint64_t http_errors;	   /* replies with an unexpected status */
 	uint64_t transport_errors; /* curl failures, idle deadlines */
-	uint64_t retries;       /* waits before a retry */
-	uint64_t idle_timeouts; /* requests dropped by the idle deadline */
+	uint64_t retries;	   /* waits before a retry */
+	uint64_t idle_timeouts;	   /* requests dropped by the idle deadline */
 } kf_watcher_stats;
 
 KF_API void kf_watcher_stats_get(kf_watcher *w, kf_watcher_stats *out);

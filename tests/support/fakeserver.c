@@ -41,7 +41,7 @@ struct op {
 	enum op_kind kind;
 	char *text; /* STATUS text, HEADER line, APPEND bytes */
 	size_t len; /* APPEND length */
-	long n;     /* STATUS code, CHUNKS size, SLEEP ms */
+	long n;	    /* STATUS code, CHUNKS size, SLEEP ms */
 	long *cuts; /* SPLIT offsets */
 	size_t ncuts;
 };
@@ -194,7 +194,7 @@ fs_parse(struct fs_server *s, const char *script)
 			arg = line + n;
 		if (strcmp(line, "request") == 0) {
 			s->resps = xrealloc(s->resps, (s->nresps + 1) *
-							      sizeof(*s->resps));
+							  sizeof(*s->resps));
 			cur = &s->resps[s->nresps++];
 			memset(cur, 0, sizeof(*cur));
 			continue;
@@ -233,7 +233,8 @@ fs_parse(struct fs_server *s, const char *script)
 			while (*end == ' ')
 				end++;
 			if (k <= 0 || *end == '\0') {
-				fprintf(stderr, "fakeserver: line %d: fill N C\n",
+				fprintf(stderr,
+					"fakeserver: line %d: fill N C\n",
 					lineno);
 				return -1;
 			}
@@ -258,7 +259,7 @@ fs_parse(struct fs_server *s, const char *script)
 				if (end == q)
 					break;
 				op->cuts = xrealloc(op->cuts, (op->ncuts + 1) *
-								      sizeof(long));
+								  sizeof(long));
 				op->cuts[op->ncuts++] = v;
 				q = end;
 			}
@@ -299,8 +300,7 @@ fs_pause(struct fs_server *s, long ms)
 	}
 	pthread_mutex_lock(&s->mu);
 	while (!s->stop && ms >= 0) {
-		if (pthread_cond_timedwait(&s->cv, &s->mu, &until) ==
-		    ETIMEDOUT)
+		if (pthread_cond_timedwait(&s->cv, &s->mu, &until) == ETIMEDOUT)
 			break;
 	}
 	stop = s->stop;
@@ -448,8 +448,8 @@ fs_play(struct fs_server *s, int fd, const struct resp *r)
 			for (size_t at = 0; at < o.plen && rc == 0;
 			     at += (size_t)op->n) {
 				size_t k = o.plen - at < (size_t)op->n
-						   ? o.plen - at
-						   : (size_t)op->n;
+					       ? o.plen - at
+					       : (size_t)op->n;
 
 				rc = out_chunk(&o, o.pend + at, k) ? 1 : 0;
 			}
@@ -466,8 +466,8 @@ fs_play(struct fs_server *s, int fd, const struct resp *r)
 					to = o.plen;
 				if (to > at)
 					rc = out_chunk(&o, o.pend + at, to - at)
-						     ? 1
-						     : 0;
+						 ? 1
+						 : 0;
 				at = to > at ? to : at;
 			}
 			o.plen = 0;
@@ -526,8 +526,8 @@ fs_decode(const char *p, size_t n)
 	size_t j = 0;
 
 	for (size_t i = 0; i < n; i++) {
-		if (p[i] == '%' && i + 2 < n &&
-		    fs_hexval(p[i + 1]) >= 0 && fs_hexval(p[i + 2]) >= 0) {
+		if (p[i] == '%' && i + 2 < n && fs_hexval(p[i + 1]) >= 0 &&
+		    fs_hexval(p[i + 2]) >= 0) {
 			b[j++] = (char)(fs_hexval(p[i + 1]) * 16 +
 					fs_hexval(p[i + 2]));
 			i += 2;
@@ -547,8 +547,7 @@ fs_parse_request(const char *head, int conn)
 	r->conn = conn;
 	if (sp1 == NULL)
 		sp1 = head;
-	snprintf(r->method, sizeof(r->method), "%.*s", (int)(sp1 - head),
-		 head);
+	snprintf(r->method, sizeof(r->method), "%.*s", (int)(sp1 - head), head);
 	sp1++;
 	sp2 = strchr(sp1, ' ');
 	if (sp2 == NULL)
@@ -563,12 +562,11 @@ fs_parse_request(const char *head, int conn)
 
 		r->keys = xrealloc(r->keys, (r->nparams + 1) * sizeof(char *));
 		r->values =
-			xrealloc(r->values, (r->nparams + 1) * sizeof(char *));
+		    xrealloc(r->values, (r->nparams + 1) * sizeof(char *));
 		r->keys[r->nparams] =
-			fs_decode(p, (size_t)((eq ? eq : end) - p));
+		    fs_decode(p, (size_t)((eq ? eq : end) - p));
 		r->values[r->nparams] =
-			eq ? fs_decode(eq + 1, (size_t)(end - eq - 1))
-			   : strdup("");
+		    eq ? fs_decode(eq + 1, (size_t)(end - eq - 1)) : strdup("");
 		r->nparams++;
 		p = end + 1;
 	}
@@ -611,8 +609,8 @@ fs_conn_main(void *arg)
 			pthread_mutex_lock(&s->mu);
 			if (s->nreqs == s->creqs) {
 				s->creqs = s->creqs ? s->creqs * 2 : 16;
-				s->reqs = xrealloc(s->reqs, s->creqs *
-								    sizeof(*s->reqs));
+				s->reqs = xrealloc(s->reqs,
+						   s->creqs * sizeof(*s->reqs));
 			}
 			s->reqs[s->nreqs++] = r;
 			if (s->next_resp < s->nresps)
@@ -760,8 +758,7 @@ fs_wait_requests(struct fs_server *s, size_t n, int timeout_ms)
 	}
 	pthread_mutex_lock(&s->mu);
 	while (s->nreqs < n && !s->stop) {
-		if (pthread_cond_timedwait(&s->cv, &s->mu, &until) ==
-		    ETIMEDOUT)
+		if (pthread_cond_timedwait(&s->cv, &s->mu, &until) == ETIMEDOUT)
 			break;
 	}
 	got = s->nreqs;

@@ -54,7 +54,7 @@ struct fs_server *fs_start(const char *script);
 struct fs_server *fs_start_file(const char *path);
 
 /* A transcript of tests/data/transcripts/. */
-#define fs_start_transcript(name)                                             \
+#define fs_start_transcript(name)                                              \
 	fs_start_file(KF_TEST_DATA_DIR "/transcripts/" name)
 
 /* "http://127.0.0.1:PORT". */

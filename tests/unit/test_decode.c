@@ -16,17 +16,16 @@ static struct kfi_ingest no_hint = {0};
 Test(decode, an_added_line_keeps_the_objects_exact_bytes)
 {
 	static const char obj[] =
-		"{\"kind\":\"ConfigMap\",\"metadata\":{\"name\":\"a\","
-		"\"namespace\":\"n\",\"resourceVersion\":\"101\"},"
-		"\"data\":{\"k\":\"caf\xc3\xa9 \\u00e9 \\\"q\\\" "
-		"\xf0\x9f\x98\x80\"}}";
+	    "{\"kind\":\"ConfigMap\",\"metadata\":{\"name\":\"a\","
+	    "\"namespace\":\"n\",\"resourceVersion\":\"101\"},"
+	    "\"data\":{\"k\":\"caf\xc3\xa9 \\u00e9 \\\"q\\\" "
+	    "\xf0\x9f\x98\x80\"}}";
 	char line[512], err[256];
 	struct kfi_wevent ev;
 	const char *json;
 	size_t len;
 
-	snprintf(line, sizeof(line), "{\"type\":\"ADDED\",\"object\":%s}",
-		 obj);
+	snprintf(line, sizeof(line), "{\"type\":\"ADDED\",\"object\":%s}", obj);
 	cr_assert_eq(kfi_decode_event(line, strlen(line), &no_hint, err,
 				      sizeof(err), &ev),
 		     KF_OK, "%s", err);
@@ -46,12 +45,12 @@ Test(decode, key_order_and_whitespace_do_not_matter)
 	struct kfi_wevent ev;
 	struct kfi_ingest hint = {.kind_hint = "Secret"};
 
-	cr_assert_eq(kfi_decode_event(
-			     LINE(" { \"object\" : {\"metadata\":{\"name\":"
+	cr_assert_eq(
+	    kfi_decode_event(LINE(" { \"object\" : {\"metadata\":{\"name\":"
 				  "\"s\",\"resourceVersion\":\"7\"}} , "
 				  "\"type\" : \"DELETED\" } "),
 			     &hint, err, sizeof(err), &ev),
-		     KF_OK, "%s", err);
+	    KF_OK, "%s", err);
 	cr_assert_eq(ev.type, KFI_W_DELETED);
 	cr_assert_str_eq(ev.rv, "7");
 	cr_assert_str_eq(kf_object_kind(ev.obj), "Secret");
@@ -63,24 +62,24 @@ Test(decode, a_bookmark_gives_its_version_and_no_object)
 	char err[256];
 	struct kfi_wevent ev;
 
-	cr_assert_eq(kfi_decode_event(
-			     LINE("{\"type\":\"BOOKMARK\",\"object\":{\"kind\":"
+	cr_assert_eq(
+	    kfi_decode_event(LINE("{\"type\":\"BOOKMARK\",\"object\":{\"kind\":"
 				  "\"ConfigMap\",\"metadata\":{"
 				  "\"resourceVersion\":\"5000\"}}}"),
 			     &no_hint, err, sizeof(err), &ev),
-		     KF_OK, "%s", err);
+	    KF_OK, "%s", err);
 	cr_assert_eq(ev.type, KFI_W_BOOKMARK);
 	cr_assert_null(ev.obj);
 	cr_assert_str_eq(ev.rv, "5000");
 	cr_assert_not(ev.initial_events_end);
 
-	cr_assert_eq(kfi_decode_event(
-			     LINE("{\"type\":\"BOOKMARK\",\"object\":{"
+	cr_assert_eq(
+	    kfi_decode_event(LINE("{\"type\":\"BOOKMARK\",\"object\":{"
 				  "\"metadata\":{\"resourceVersion\":\"9\","
 				  "\"annotations\":{\"k8s.io/"
 				  "initial-events-end\":\"true\"}}}}"),
 			     &no_hint, err, sizeof(err), &ev),
-		     KF_OK);
+	    KF_OK);
 	cr_assert(ev.initial_events_end);
 	cr_assert_str_eq(ev.rv, "9");
 }
@@ -90,15 +89,15 @@ Test(decode, error_lines_give_the_status_and_never_a_version)
 	char err[256];
 	struct kfi_wevent ev;
 
-	cr_assert_eq(kfi_decode_event(
-			     LINE("{\"type\":\"ERROR\",\"object\":{\"kind\":"
+	cr_assert_eq(
+	    kfi_decode_event(LINE("{\"type\":\"ERROR\",\"object\":{\"kind\":"
 				  "\"Status\",\"apiVersion\":\"v1\","
 				  "\"metadata\":{},\"status\":\"Failure\","
 				  "\"message\":\"too old resource version: "
 				  "100 (250)\",\"reason\":\"Expired\","
 				  "\"code\":410}}"),
 			     &no_hint, err, sizeof(err), &ev),
-		     KF_OK);
+	    KF_OK);
 	cr_assert_eq(ev.type, KFI_W_ERROR);
 	cr_assert_eq(ev.status.code, 410);
 	cr_assert_str_eq(ev.status.reason, "Expired");
@@ -108,9 +107,9 @@ Test(decode, error_lines_give_the_status_and_never_a_version)
 
 	/* No metadata at all, and code 500. */
 	cr_assert_eq(kfi_decode_event(
-			     LINE("{\"type\":\"ERROR\",\"object\":{\"code\":500,"
-				  "\"message\":\"boom\"}}"),
-			     &no_hint, err, sizeof(err), &ev),
+			 LINE("{\"type\":\"ERROR\",\"object\":{\"code\":500,"
+			      "\"message\":\"boom\"}}"),
+			 &no_hint, err, sizeof(err), &ev),
 		     KF_OK);
 	cr_assert_eq(ev.status.code, 500);
 	cr_assert_str_eq(ev.rv, "");
@@ -135,19 +134,19 @@ Test(decode, malformed_lines_say_what_was_wrong)
 		const char *line;
 		const char *why;
 	} bad[] = {
-		{"not json", "not one JSON object"},
-		{"{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"name\":\"a\"",
-		 "not one JSON object"},
-		{"{\"object\":{}}", "without a string \"type\""},
-		{"{\"type\":\"ADDED\"}", "without an \"object\""},
-		{"{\"type\":\"ADDED\",\"object\":{\"metadata\":{}}}",
-		 "metadata.name"},
-		{"{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"name\":\"a\"}}}",
-		 "resourceVersion"},
-		{"{\"type\":\"BOOKMARK\",\"object\":{\"metadata\":{}}}",
-		 "resourceVersion"},
-		{"{\"type\":\"ADDED\",\"object\":{}} trailing",
-		 "not one JSON object"},
+	    {"not json", "not one JSON object"},
+	    {"{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"name\":\"a\"",
+	     "not one JSON object"},
+	    {"{\"object\":{}}", "without a string \"type\""},
+	    {"{\"type\":\"ADDED\"}", "without an \"object\""},
+	    {"{\"type\":\"ADDED\",\"object\":{\"metadata\":{}}}",
+	     "metadata.name"},
+	    {"{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"name\":\"a\"}}}",
+	     "resourceVersion"},
+	    {"{\"type\":\"BOOKMARK\",\"object\":{\"metadata\":{}}}",
+	     "resourceVersion"},
+	    {"{\"type\":\"ADDED\",\"object\":{}} trailing",
+	     "not one JSON object"},
 	};
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -187,11 +186,11 @@ items_free(struct items *it)
 Test(decode, a_list_page_gives_items_version_and_continue)
 {
 	static const char body[] =
-		"{\"kind\":\"ConfigMapList\",\"apiVersion\":\"v1\","
-		"\"metadata\":{\"resourceVersion\":\"500\",\"continue\":\"C1\"},"
-		"\"items\":[{\"metadata\":{\"name\":\"x\",\"resourceVersion\":"
-		"\"480\"}},\n {\"metadata\":{\"name\":\"y\","
-		"\"resourceVersion\":\"20\"},\"data\":{\"a\":\"]}\"}}]}";
+	    "{\"kind\":\"ConfigMapList\",\"apiVersion\":\"v1\","
+	    "\"metadata\":{\"resourceVersion\":\"500\",\"continue\":\"C1\"},"
+	    "\"items\":[{\"metadata\":{\"name\":\"x\",\"resourceVersion\":"
+	    "\"480\"}},\n {\"metadata\":{\"name\":\"y\","
+	    "\"resourceVersion\":\"20\"},\"data\":{\"a\":\"]}\"}}]}";
 	struct kfi_list_meta m;
 	struct items it = {0};
 	char err[256];
@@ -217,12 +216,12 @@ Test(decode, bad_items_are_skipped_and_counted_and_bad_lists_refused)
 	struct items it = {0};
 	char err[256];
 
-	cr_assert_eq(kfi_decode_list(
-			     LINE("{\"metadata\":{\"resourceVersion\":\"3\"},"
-				  "\"items\":[{\"metadata\":{}},{\"metadata\":"
-				  "{\"name\":\"ok\"}}]}"),
-			     &no_hint, keep, &it, err, sizeof(err), &m),
-		     KF_OK);
+	cr_assert_eq(
+	    kfi_decode_list(LINE("{\"metadata\":{\"resourceVersion\":\"3\"},"
+				 "\"items\":[{\"metadata\":{}},{\"metadata\":"
+				 "{\"name\":\"ok\"}}]}"),
+			    &no_hint, keep, &it, err, sizeof(err), &m),
+	    KF_OK);
 	cr_assert_eq(m.items, 1);
 	cr_assert_eq(m.bad_items, 1);
 	cr_assert(strstr(err, "list item 0") != NULL, "%s", err);
@@ -252,12 +251,12 @@ Test(decode, status_bodies_and_plain_text)
 {
 	struct kfi_status st;
 
-	cr_assert_eq(kfi_decode_status(
-			     LINE("{\n\"kind\": \"Status\",\n\"code\": 403,\n"
-				  "\"reason\": \"Forbidden\",\n\"message\": "
-				  "\"no\"\n}\n"),
-			     &st),
-		     KF_OK);
+	cr_assert_eq(
+	    kfi_decode_status(LINE("{\n\"kind\": \"Status\",\n\"code\": 403,\n"
+				   "\"reason\": \"Forbidden\",\n\"message\": "
+				   "\"no\"\n}\n"),
+			      &st),
+	    KF_OK);
 	cr_assert_eq(st.code, 403);
 	cr_assert_str_eq(st.reason, "Forbidden");
 	cr_assert_str_eq(st.message, "no");

@@ -46,14 +46,14 @@ got_free(struct got *g)
 /* A MODIFIED line with 2-, 3- and 4-byte UTF-8, an escape and an escaped
  * quote, followed by a second event. */
 static const char two_events[] =
-	"{\"type\":\"MODIFIED\",\"object\":{\"metadata\":{\"name\":\"a\"},"
-	"\"data\":{\"k\":\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 "
-	"\\u00e9 \\\"q\\\"\"}}}\n"
-	"{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"name\":\"b\"}}}\n";
+    "{\"type\":\"MODIFIED\",\"object\":{\"metadata\":{\"name\":\"a\"},"
+    "\"data\":{\"k\":\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 "
+    "\\u00e9 \\\"q\\\"\"}}}\n"
+    "{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"name\":\"b\"}}}\n";
 
 static void
-feed_in_pieces(struct kfi_framer *f, const char *data, size_t len,
-	       size_t piece, struct got *g)
+feed_in_pieces(struct kfi_framer *f, const char *data, size_t len, size_t piece,
+	       struct got *g)
 {
 	for (size_t at = 0; at < len; at += piece) {
 		size_t k = len - at < piece ? len - at : piece;
