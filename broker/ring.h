@@ -154,4 +154,12 @@ kf_err kfi_subscriber_alloc(const struct kfi_sub_source *src,
 kf_err kfi_subscriber_get(kf_subscriber *sub, const kf_objref *ref,
 			  kf_object **out);
 
+/* A controller on an existing subscription (tests drive it with a fake
+ * source). Takes over sub, also when it fails. */
+struct kf_controller;
+struct kf_controller_opts;
+kf_err kfi_controller_alloc(kf_subscriber *sub,
+			    const struct kf_controller_opts *opts,
+			    struct kf_controller **out);
+
 #endif

@@ -55,13 +55,13 @@ typedef struct kf_controller_opts {
 	kf_sub_opts sub;		 /* for the internal subscription */
 } kf_controller_opts;
 
-typedef struct kf_controller_stats {
+typedef struct kf_ctl_stats {
 	uint64_t reconciles; /* calls of reconcile */
 	uint64_t errors;     /* reconcile calls that failed */
 	uint64_t requeues;   /* delayed re-runs scheduled */
 	uint64_t queued;     /* refs waiting now (ready or delayed) */
 	kf_sub_stats sub;    /* the internal subscription */
-} kf_controller_stats;
+} kf_ctl_stats;
 
 KF_API kf_err kf_controller_for_shared_stream(kf_store *s,
 					      const kf_controller_opts *opts,
@@ -79,6 +79,6 @@ KF_API void kf_controller_free(kf_controller *c);
 /* Queue a ref by hand (its strings are copied); any thread. */
 KF_API kf_err kf_controller_enqueue(kf_controller *c, const kf_objref *ref);
 
-KF_API void kf_controller_stats(kf_controller *c, kf_controller_stats *out);
+KF_API void kf_controller_stats(kf_controller *c, kf_ctl_stats *out);
 
 #endif
