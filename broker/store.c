@@ -755,13 +755,22 @@ kfs_record_get(struct kfs_core *c)
 {
 	ck_epoch_record_t *r = ck_epoch_recycle(&c->epoch, NULL);
 
-	if (r != NULL)
+	if (r != NULL) {
+		KFS_TSAN_ACQUIRE(r); /* handed over inside libck */
 		return r;
+	}
 	r = aligned_alloc(CK_MD_CACHELINE, sizeof(*r));
 	if (r == NULL)
 		return NULL;
 	ck_epoch_register(&c->epoch, r, NULL);
 	return r;
+}
+
+static void
+kfs_record_put(ck_epoch_record_t *r)
+{
+	KFS_TSAN_RELEASE(r);
+	ck_epoch_unregister(r);
 }
 
 static void
@@ -1250,7 +1259,7 @@ kf_writer_free(kf_writer *w)
 	kfs_tls_writer = NULL;
 	if (c->ring != NULL)
 		kfi_ring_close(c->ring);
-	ck_epoch_unregister(c->wrec);
+	kfs_record_put(c->wrec);
 	kfs_keys_fini(&w->ka);
 	kfs_keys_fini(&w->kb);
 	free(w->pending);
@@ -1284,7 +1293,7 @@ kfs_leave(kf_store *s, ck_epoch_record_t *r, ck_epoch_section_t *sec)
 	if (r == s->rec)
 		atomic_flag_clear_explicit(&s->busy, memory_order_release);
 	else
-		ck_epoch_unregister(r);
+		kfs_record_put(r);
 }
 
 static struct kfs_gen *
@@ -1307,7 +1316,7 @@ kf_store_free(kf_store *s)
 	if (s == NULL)
 		return;
 	c = s->core;
-	ck_epoch_unregister(s->rec);
+	kfs_record_put(s->rec);
 	free(s);
 	kfs_core_unref(c);
 }
