@@ -15,9 +15,11 @@
  *   so concurrent applies wait for one run instead of starting several. It
  *   is spawned with posix_spawn (fork would copy nng's threads' state into
  *   the child), stdin /dev/null, stdout and stderr on pipes read with
- *   poll() under a deadline; stdout is bounded, stderr keeps a short tail
- *   for the error text. The credential is kept until five seconds before
- *   its expirationTimestamp, or until kfi_conn_invalidate() (after a 401).
+ *   poll() under a deadline, in a process group of its own so a kill at
+ *   the deadline reaches its children too; stdout is bounded, stderr
+ *   keeps a short tail for the error text. The credential is kept until five
+ * seconds before its expirationTimestamp, or until kfi_conn_invalidate() (after
+ * a 401).
  *
  * Secrets (tokens, keys, passwords) never enter an error text or a log
  * line, and are zeroed before their memory is freed.
@@ -477,6 +479,7 @@ conn_exec_reap(pid_t pid, long long deadline, bool stop, struct conn_run *r)
 	}
 	if (!stop)
 		r->timed_out = true;
+	kill(-pid, SIGKILL);
 	kill(pid, SIGKILL);
 	while ((w = waitpid(pid, &r->status, 0)) < 0 && errno == EINTR)
 		;
@@ -526,8 +529,12 @@ conn_exec_spawn(kf_conn *c, struct conn_run *r, char *errbuf, size_t errlen)
 	sigaddset(&dfl, SIGHUP);
 	posix_spawnattr_setsigmask(&attr, &none);
 	posix_spawnattr_setsigdefault(&attr, &dfl);
+	/* Its own process group, so a kill at the deadline also reaches
+	 * what the plugin started. */
+	posix_spawnattr_setpgroup(&attr, 0);
 	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK |
-					    POSIX_SPAWN_SETSIGDEF);
+					    POSIX_SPAWN_SETSIGDEF |
+					    POSIX_SPAWN_SETPGROUP);
 	if (strchr(ex->command, '/') != NULL)
 		rc = posix_spawn(&pid, ex->command, &fa, &attr, ex->argv, envp);
 	else
@@ -611,7 +618,10 @@ conn_exec_parse_locked(kf_conn *c, const char *out, size_t len, char *errbuf,
 	root = json_tokener_parse_ex(tok, out, (int)len);
 	used = json_tokener_get_parse_end(tok);
 	if (root == NULL)
-		why = json_tokener_error_desc(json_tokener_get_error(tok));
+		why =
+		    json_tokener_get_error(tok) == json_tokener_continue
+			? "the JSON ends early"
+			: json_tokener_error_desc(json_tokener_get_error(tok));
 	json_tokener_free(tok);
 	while (why == NULL && used < len &&
 	       strchr(" \t\r\n", out[used]) != NULL && out[used] != '\0')

@@ -979,7 +979,8 @@ Test(conn, malformed_plugin_output_is_refused, .init = exec_env,
      .fini = remove_tmpdir)
 {
 	expect_exec_error("badjson", KF_EPARSE,
-			  "output is not an ExecCredential: ");
+			  "output is not an ExecCredential: the JSON ends "
+			  "early");
 	expect_exec_error("wrongkind", KF_EPARSE,
 			  "output is not an ExecCredential: kind is not "
 			  "ExecCredential");
