@@ -650,11 +650,23 @@ kfi_ring_read(struct kfi_ring_reader *rd, kf_event *ev, uint64_t *seq,
 		kfi_ring_reader_unpin(rd);
 		return KF_ECLOSED;
 	}
+again:
 	v1 = atomic_load_explicit(&sl->seq, memory_order_acquire);
 	if (v1 != pos) {
+		uint64_t h;
+
 		if (v1 != RING_BUSY && v1 < pos)
 			goto empty; /* an older lap: pos not published */
-		if (pos >= kfi_ring_head(r))
+		/* BUSY may be the write of pos itself, finished by now: read
+		 * head first, then the slot again. With pos < head, event
+		 * pos was complete before this second load, so anything but
+		 * pos there is an overwrite. Bounded: a retry needs the
+		 * producer to have completed pos meanwhile. */
+		h = kfi_ring_head(r);
+		v1 = atomic_load_explicit(&sl->seq, memory_order_acquire);
+		if (v1 == pos)
+			goto again;
+		if (pos >= h)
 			goto empty;
 		return ring_read_lagged(rd, missed);
 	}
