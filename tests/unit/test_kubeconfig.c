@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -1007,6 +1008,35 @@ Test(conn, missing_plugin_and_interactive_plugin_fail_clearly, .init = exec_env,
 			  "interactiveMode Always needs a terminal");
 }
 
+/* Whether the pid in file is gone (or a zombie awaiting its new
+ * parent), within a second. */
+static bool
+child_gone(const char *file)
+{
+	char *text = slurp(file, NULL), path[64], stat[256];
+	long pid = strtol(text, NULL, 10);
+
+	free(text);
+	cr_assert_gt(pid, 1);
+	snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+	for (int i = 0; i < 100; i++) {
+		FILE *fp = fopen(path, "r");
+		char *paren;
+
+		if (fp == NULL)
+			return true;
+		stat[0] = '\0';
+		if (fgets(stat, sizeof(stat), fp) == NULL)
+			stat[0] = '\0';
+		fclose(fp);
+		paren = strrchr(stat, ')');
+		if (paren != NULL && paren[1] == ' ' && paren[2] == 'Z')
+			return true;
+		usleep(10000);
+	}
+	return false;
+}
+
 Test(conn, slow_plugin_is_killed_at_the_deadline, .init = exec_env,
      .fini = remove_tmpdir)
 {
@@ -1015,6 +1045,10 @@ Test(conn, slow_plugin_is_killed_at_the_deadline, .init = exec_env,
 	struct timespec a, b;
 	kf_err e;
 
+	/* Orphans of the plugin come to this process, so whether they live
+	 * does not depend on what init does with them. */
+	cr_assert_eq(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+	setenv("KF_EXEC_CHILD_FILE", tmp("child"), 1);
 	kfi_conn_set_exec_timeout(c, 300);
 	clock_gettime(CLOCK_MONOTONIC, &a);
 	cr_assert_null(apply_auth(c, &e, err, sizeof(err)));
@@ -1025,6 +1059,8 @@ Test(conn, slow_plugin_is_killed_at_the_deadline, .init = exec_env,
 	cr_assert_lt(b.tv_sec - a.tv_sec, 3, "took %ld s",
 		     (long)(b.tv_sec - a.tv_sec));
 	kf_conn_free(c);
+	cr_assert(child_gone(tmp("child")),
+		  "the plugin's own child survived the kill");
 }
 
 struct hammer {

@@ -55,7 +55,9 @@ crlf)
 	printf '{"token":"abc\\r\\nX-Evil: 1"}}\n'
 	;;
 slow)
-	sleep 20
+	sleep 20 &
+	[ -n "$KF_EXEC_CHILD_FILE" ] && echo $! >"$KF_EXEC_CHILD_FILE"
+	wait
 	;;
 big)
 	head -c 3000000 /dev/zero | tr '\0' 'a'
