@@ -8,8 +8,9 @@
  * controller reaches for (apiVersion, kind, metadata.{namespace, name, uid,
  * resourceVersion, generation, deletionTimestamp, labels, annotations,
  * ownerReferences}). Then one malloc holds the header, the pointer arrays
- * for labels, annotations and owners, the JSON bytes (NUL-terminated for
- * convenience) and every metadata string, unescaped and NUL-terminated.
+ * for labels, annotations and owners, every metadata string (unescaped and
+ * NUL-terminated, identity strings first) and, last, the JSON bytes
+ * (NUL-terminated for convenience).
  *
  * An object never changes after kf_object_parse() returns, so any thread
  * may read it without synchronisation; only the reference count is
@@ -319,7 +320,7 @@ kfi_jstr_unescape(const struct kfi_jstr *s, char *dst)
 {
 	const char *p = s->p, *end = s->p + s->len;
 	char *d = dst;
-	unsigned cp, lo;
+	unsigned cp = 0, lo = 0;
 
 	if (!s->esc) {
 		memcpy(dst, s->p, s->len);
@@ -752,12 +753,13 @@ kfo_build(const struct kfo_meta *m, const char *json, size_t len,
 	obj->labels = (const char **)(obj + 1);
 	obj->annots = obj->labels + 2 * m->labels.n;
 	obj->owners = (struct kfo_owner *)(obj->annots + 2 * m->annots.n);
-	obj->json = (char *)(obj->owners + m->owners.n);
+	/* The JSON goes last, so the identity strings that every look-up
+	 * compares sit next to the header, in the same cache lines. */
+	obj->json = (char *)obj + size - len - 1;
 	memcpy(obj->json, json, len);
 	obj->json[len] = '\0';
 
-	pool = obj->json + len + 1;
-	obj->api_version = kfo_put(&pool, &m->api_version);
+	pool = (char *)(obj->owners + m->owners.n);
 	if (m->kind.p == NULL && kind_hint != NULL) {
 		obj->kind = strcpy(pool, kind_hint);
 		pool += strlen(kind_hint) + 1;
@@ -765,6 +767,7 @@ kfo_build(const struct kfo_meta *m, const char *json, size_t len,
 		obj->kind = kfo_put(&pool, &m->kind);
 	obj->ns = kfo_put(&pool, &m->ns);
 	obj->name = kfo_put(&pool, &m->name);
+	obj->api_version = kfo_put(&pool, &m->api_version);
 	obj->uid = kfo_put(&pool, &m->uid);
 	obj->rv = kfo_put(&pool, &m->rv);
 	obj->deleted = kfo_put(&pool, &m->deleted);

@@ -1271,7 +1271,7 @@ kf_writer_free(kf_writer *w)
 /* ---- readers ---- */
 
 static ck_epoch_record_t *
-kfs_enter(kf_store *s, ck_epoch_section_t *sec)
+kfs_enter(kf_store *s)
 {
 	ck_epoch_record_t *r = s->rec;
 
@@ -1281,15 +1281,15 @@ kfs_enter(kf_store *s, ck_epoch_section_t *sec)
 		if (r == NULL)
 			return NULL;
 	}
-	ck_epoch_begin(r, sec);
+	ck_epoch_begin(r, NULL);
 	return r;
 }
 
 static void
-kfs_leave(kf_store *s, ck_epoch_record_t *r, ck_epoch_section_t *sec)
+kfs_leave(kf_store *s, ck_epoch_record_t *r)
 {
 	KFS_TSAN_RELEASE(&s->core->tsan_sync);
-	ck_epoch_end(r, sec);
+	ck_epoch_end(r, NULL);
 	if (r == s->rec)
 		atomic_flag_clear_explicit(&s->busy, memory_order_release);
 	else
@@ -1388,20 +1388,19 @@ kfs_collect(ck_hs_t *set, kf_state *st)
 static kf_err
 kfs_snapshot(kf_store *s, bool seqs, kf_state **out)
 {
-	ck_epoch_section_t sec;
 	ck_epoch_record_t *r;
 	struct kfs_gen *g;
 	kf_state *st;
 	bool ok;
 
 	*out = NULL;
-	r = kfs_enter(s, &sec);
+	r = kfs_enter(s);
 	if (r == NULL)
 		return KF_ENOMEM;
 	g = kfs_gen_load(s);
 	st = kfs_state_new(ck_hs_count(&g->main) + 16, seqs);
 	ok = st != NULL && kfs_collect(&g->main, st);
-	kfs_leave(s, r, &sec);
+	kfs_leave(s, r);
 	if (!ok) {
 		kf_state_free(st);
 		return KF_ENOMEM;
@@ -1465,7 +1464,6 @@ kf_store_get(kf_store *s, const kf_objref *ref, kf_object **out)
 	int rd =
 	    atomic_load_explicit(&s->core->readiness, memory_order_acquire);
 	struct kfs_entry probe = {.u.ref = ref};
-	ck_epoch_section_t sec;
 	ck_epoch_record_t *r;
 	struct kfs_entry *e;
 	kf_object *obj = NULL;
@@ -1476,14 +1474,14 @@ kf_store_get(kf_store *s, const kf_objref *ref, kf_object **out)
 	if (rd == KF_READINESS_NOT_SYNCED)
 		return KF_ENOTREADY;
 	atomic_init(&probe.obj, NULL);
-	r = kfs_enter(s, &sec);
+	r = kfs_enter(s);
 	if (r == NULL)
 		return KF_ENOMEM;
 	e = ck_hs_get(&kfs_gen_load(s)->main,
 		      (unsigned long)kf_objref_hash(ref), &probe);
 	if (e != NULL)
 		obj = kf_object_ref(kfs_entry_obj(e));
-	kfs_leave(s, r, &sec);
+	kfs_leave(s, r);
 	*out = obj;
 	if (rd == KF_READINESS_STALE)
 		return KF_ENOTREADY;
@@ -1506,7 +1504,6 @@ kf_store_by_index(kf_store *s, const char *index, const char *key,
 		  kf_state **out)
 {
 	int i = index != NULL ? kfs_index_find(s->core, index) : -1;
-	ck_epoch_section_t sec;
 	ck_epoch_record_t *r;
 	struct kfs_gen *g;
 	struct kfs_bucket *b;
@@ -1519,7 +1516,7 @@ kf_store_by_index(kf_store *s, const char *index, const char *key,
 	st = kfs_state_new(16, false);
 	if (st == NULL)
 		return KF_ENOMEM;
-	r = kfs_enter(s, &sec);
+	r = kfs_enter(s);
 	if (r == NULL) {
 		kf_state_free(st);
 		return KF_ENOMEM;
@@ -1531,7 +1528,7 @@ kf_store_by_index(kf_store *s, const char *index, const char *key,
 		if (b != NULL)
 			ok = kfs_collect(&b->set, st);
 	}
-	kfs_leave(s, r, &sec);
+	kfs_leave(s, r);
 	if (!ok) {
 		kf_state_free(st);
 		return KF_ENOMEM;
@@ -1573,14 +1570,13 @@ kf_store_by_label(kf_store *s, const char *key, const char *value,
 size_t
 kf_store_len(kf_store *s)
 {
-	ck_epoch_section_t sec;
-	ck_epoch_record_t *r = kfs_enter(s, &sec);
+	ck_epoch_record_t *r = kfs_enter(s);
 	size_t n;
 
 	if (r == NULL)
 		return 0;
 	n = ck_hs_count(&kfs_gen_load(s)->main);
-	kfs_leave(s, r, &sec);
+	kfs_leave(s, r);
 	return n;
 }
 
