@@ -4,6 +4,7 @@
  * the server's own view of who we are (SelfSubjectReview) checked.
  */
 #include <criterion/criterion.h>
+#include <stdbool.h>
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,6 +46,14 @@ collect(char *p, size_t size, size_t n, void *arg)
 	return size * n;
 }
 
+static bool
+restarting(const struct resp *r)
+{
+	return r->rc == CURLE_COULDNT_CONNECT || r->rc == CURLE_GOT_NOTHING ||
+	       r->rc == CURLE_RECV_ERROR || r->rc == CURLE_SEND_ERROR ||
+	       r->status == 503;
+}
+
 /* One request through kfi_conn_apply; body NULL for GET. */
 static void
 request(kf_conn *c, const char *path, const char *body, struct resp *r)
@@ -70,10 +79,21 @@ request(kf_conn *c, const char *path, const char *body, struct resp *r)
 	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 15000L);
 	if (body != NULL)
 		curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
-	r->rc = curl_easy_perform(h);
-	r->status = -1;
-	if (r->rc == CURLE_OK)
-		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->status);
+	/* Other suites restart the API server: ride out a restart (refused
+	 * connections, 503 while it starts) for up to a minute. */
+	for (int tries = 0;; tries++) {
+		r->rc = curl_easy_perform(h);
+		r->status = -1;
+		if (r->rc == CURLE_OK)
+			curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE,
+					  &r->status);
+		if (tries == 300 || !restarting(r))
+			break;
+		free(r->body);
+		r->body = NULL;
+		r->len = 0;
+		usleep(200 * 1000);
+	}
 	if (r->body == NULL)
 		r->body = calloc(1, 1);
 	curl_slist_free_all(hdrs);
