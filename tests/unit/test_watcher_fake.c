@@ -285,9 +285,21 @@ Test(k1, gone_line_then_close_for_a_cluster_scoped_named_group,
 	o.group = "rbac.authorization.k8s.io";
 	o.resource = "clusterroles";
 	o.namespace_ = NULL;
+	o.label_selector = "app in (a,b),tier!=x";
+	o.field_selector = "metadata.name=r1";
 	fx_start(&f, "k1_gone_in_stream_close_clusterroles.txt", &o);
 	cr_assert_str_eq(fx_req(&f, 0, 3000)->path,
 			 "/apis/rbac.authorization.k8s.io/v1/clusterroles");
+	/* Selectors travel percent-encoded on every request. */
+	for (size_t i = 0; i < 4; i++) {
+		const struct fs_request *r = fx_req(&f, i, 3000);
+
+		cr_assert_str_eq(fs_param(r, "labelSelector"),
+				 "app in (a,b),tier!=x");
+		cr_assert_str_eq(fs_param(r, "fieldSelector"),
+				 "metadata.name=r1");
+		cr_assert_null(strchr(r->query, ' '));
+	}
 	assert_watch(fx_req(&f, 1, 3000), "100");
 	assert_list(fx_req(&f, 2, 3000), "500");
 	assert_watch(fx_req(&f, 3, 3000), "300");
