@@ -346,7 +346,7 @@ func runChurn(args []string) {
 					continue
 				}
 				cm := objs[i].DeepCopy()
-				cm.Data["n"] = strconv.Itoa(u)
+				cm.Data["n"] = strconv.Itoa(u + 1)
 				got, err := cms.Update(ctx, cm, metav1.UpdateOptions{})
 				if err != nil {
 					fail("update %s: %v", cm.Name, err)
