@@ -48,7 +48,9 @@ typedef struct kf_remote kf_remote;
  * copied. */
 typedef struct kf_remote_opts {
 	const char *pub_addr;	/* the broker's PUB (or reference-only PUB) */
-	const char *rep_addr;	/* the broker's REP */
+	const char *rep_addr;	/* the broker's REP; NULL: derived from
+				 * pub_addr as kubefand does (x.pub ->
+				 * x.rep for ipc, port + 1 for tcp) */
 	const char *stream;	/* stream id, as the broker names it */
 	const char *namespace_; /* NULL or "": every namespace */
 	bool refs_only;		/* ask snapshots without JSON (use with the

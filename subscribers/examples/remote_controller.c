@@ -177,7 +177,7 @@ main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (o.pub_addr == NULL || o.rep_addr == NULL || o.stream == NULL) {
+	if (o.pub_addr == NULL || o.stream == NULL) {
 		usage();
 		return 2;
 	}
