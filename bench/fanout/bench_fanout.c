@@ -16,6 +16,7 @@
  * the two peers. Prints one `RESULT {json}` line.
  */
 #include <inttypes.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -44,6 +45,8 @@ static struct {
     .timeout_s = 120,
 };
 
+#define BF_SEQ_UNKNOWN LLONG_MIN /* after a lag, until the next APPLY */
+
 typedef struct bf_sub {
 	pthread_t thread;
 	kf_subscriber *sub;
@@ -53,6 +56,10 @@ typedef struct bf_sub {
 	uint64_t first_sent_ns;
 	uint64_t last_recv_ns;
 	uint64_t missed;
+	long long frame_max_seq; /* newest event folded into a state frame */
+	long long first_apply_seq;
+	long long gaps; /* APPLY seq jumps not explained by a frame or lag */
+	long long last_seq;
 	bool done;
 } bf_sub;
 
@@ -80,6 +87,9 @@ bf_read(void *arg)
 	bf_sub *s = arg;
 
 	s->first_sent_ns = UINT64_MAX;
+	s->frame_max_seq = -1;
+	s->first_apply_seq = -1;
+	s->last_seq = -1;
 	while (!s->done && bf_now_ns() < s->deadline_ns) {
 		kf_event ev;
 		kf_err rc = kf_subscriber_next(s->sub, 200, &ev);
@@ -90,13 +100,29 @@ bf_read(void *arg)
 			continue;
 		if (rc != KF_OK)
 			break;
-		if (ev.type == KF_EV_LAGGED)
+		if (ev.type == KF_EV_LAGGED) {
 			s->missed += ev.missed;
+			s->last_seq = BF_SEQ_UNKNOWN;
+		}
 		if (ev.obj == NULL)
 			continue;
 		seq = bf_annotation(ev.obj, "bench.kubefan.io/seq");
 		if (seq < 0)
 			continue;
+		if (ev.type == KF_EV_INIT_APPLY) {
+			if (seq > s->frame_max_seq)
+				s->frame_max_seq = seq;
+			if (s->last_seq != BF_SEQ_UNKNOWN && seq > s->last_seq)
+				s->last_seq = seq;
+		}
+		if (ev.type == KF_EV_APPLY) {
+			if (s->first_apply_seq < 0)
+				s->first_apply_seq = seq;
+			if (s->last_seq != BF_SEQ_UNKNOWN &&
+			    seq != s->last_seq + 1)
+				s->gaps++;
+			s->last_seq = seq;
+		}
 		if (ev.type == KF_EV_APPLY && s->nlat < (size_t)opt.events) {
 			sent =
 			    bf_annotation(ev.obj, "bench.kubefan.io/sent-ns");
@@ -169,6 +195,7 @@ static void
 bf_report(bf_sub *subs)
 {
 	uint64_t first = UINT64_MAX, last = 0, missed = 0, delivered = 0;
+	long long gaps = 0, folded = 0;
 	size_t total = 0, off = 0;
 	int complete = 0;
 	uint64_t *all;
@@ -182,6 +209,8 @@ bf_report(bf_sub *subs)
 
 		complete += s->done;
 		missed += s->missed;
+		gaps += s->gaps;
+		folded += s->first_apply_seq > 0 ? s->first_apply_seq : 0;
 		delivered += s->nlat;
 		if (s->first_sent_ns < first)
 			first = s->first_sent_ns;
@@ -198,12 +227,13 @@ bf_report(bf_sub *subs)
 	       "\"subscribers\":%d,\"events\":%ld,\"objects\":%ld,"
 	       "\"buffer\":%zu,\"complete_subscribers\":%d,"
 	       "\"delivered\":%" PRIu64 ",\"missed\":%" PRIu64 ","
+	       "\"in_first_frame\":%lld,\"gaps\":%lld,"
 	       "\"seconds\":%.4f,\"events_per_sec_per_sub\":%.0f,"
 	       "\"events_per_sec_total\":%.0f,\"p50_us\":%.1f,"
 	       "\"p99_us\":%.1f}\n",
 	       opt.subscribers, opt.events, opt.objects, opt.capacity, complete,
-	       delivered, missed, secs, rate, rate * opt.subscribers,
-	       all ? bf_pct_us(all, total, 0.50) : 0,
+	       delivered, missed, folded, gaps, secs, rate,
+	       rate * opt.subscribers, all ? bf_pct_us(all, total, 0.50) : 0,
 	       all ? bf_pct_us(all, total, 0.99) : 0);
 	free(all);
 }
