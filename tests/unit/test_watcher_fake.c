@@ -75,7 +75,8 @@ rec_health(void *arg, bool healthy, const char *reason)
 		snprintf(r->reason[r->health_n], sizeof(r->reason[0]), "%s",
 			 reason);
 		r->health_at[r->health_n] = kfi_now_ms();
-		r->health_n++;
+		__atomic_store_n(&r->health_n, r->health_n + 1,
+				 __ATOMIC_RELEASE);
 	}
 	pthread_mutex_unlock(&r->mu);
 }
@@ -621,7 +622,9 @@ Test(k10, a_half_open_watch_is_dropped_and_resumed_stale_meanwhile,
 		  f.rec.reason[0]);
 	pthread_mutex_unlock(&f.rec.mu);
 	/* The resumed watch's bookmark makes it fresh again. */
-	for (int i = 0; i < 200 && f.rec.health_n < 2; i++)
+	for (int i = 0;
+	     i < 200 && __atomic_load_n(&f.rec.health_n, __ATOMIC_ACQUIRE) < 2;
+	     i++)
 		usleep(10000);
 	pthread_mutex_lock(&f.rec.mu);
 	cr_assert_eq(f.rec.health_n, 2);

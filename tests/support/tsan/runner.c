@@ -41,6 +41,7 @@ kfs_fail(bool fatal, const char *file, int line, const char *expr,
 	va_list ap;
 
 	fprintf(stderr, "[FAIL] %s:%d: %s", file, line, expr);
+	fmt++; /* the leading space; see criterion.h */
 	if (fmt[0] != '\0') {
 		fputs(": ", stderr);
 		va_start(ap, fmt);
