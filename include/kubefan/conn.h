@@ -20,9 +20,11 @@
 
 typedef struct kf_conn kf_conn;
 
-/* From a kubeconfig. path NULL: $KUBECONFIG (first file of the list), else
- * ~/.kube/config. context NULL: the file's current-context. On failure
- * errbuf names the file, the field and what was wrong with it. */
+/* From a kubeconfig. path NULL: $KUBECONFIG, a colon-separated list whose
+ * files are merged as kubectl merges them (the first file to name a
+ * cluster, user, context or current-context wins; missing files are
+ * skipped), else ~/.kube/config. context NULL or "": the current-context.
+ * On failure errbuf names the file, the field and what was wrong with it. */
 KF_API kf_err kf_conn_from_kubeconfig(const char *path, const char *context,
 				      char *errbuf, size_t errlen,
 				      kf_conn **out);
