@@ -21,6 +21,7 @@
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +38,8 @@ struct kfo_owner {
 
 struct kf_object {
 	atomic_uint refs;
+	atomic_bool entry_claimed;
+	struct kfi_store_entry entry;
 	uint32_t nlabels;
 	uint32_t nannots;
 	uint32_t nowners;
@@ -745,6 +748,7 @@ kfo_build(const struct kfo_meta *m, const char *json, size_t len,
 	if (obj == NULL)
 		return NULL;
 	atomic_init(&obj->refs, 1);
+	atomic_init(&obj->entry_claimed, false);
 	obj->footprint = size;
 	obj->len = len;
 	obj->nlabels = (uint32_t)m->labels.n;
@@ -1134,6 +1138,23 @@ kfi_object_same_identity(const kf_object *a, const kf_object *b)
 	return a == b ||
 	       (a->hash == b->hash && strcmp(a->name, b->name) == 0 &&
 		strcmp(a->ns, b->ns) == 0 && strcmp(a->kind, b->kind) == 0);
+}
+
+struct kfi_store_entry *
+kfi_object_entry_claim(kf_object *obj)
+{
+	bool no = false;
+
+	if (atomic_load_explicit(&obj->entry_claimed, memory_order_relaxed) ||
+	    !atomic_compare_exchange_strong(&obj->entry_claimed, &no, true))
+		return NULL;
+	return &obj->entry;
+}
+
+bool
+kfi_object_entry_is_own(const kf_object *obj, const struct kfi_store_entry *e)
+{
+	return e == &obj->entry;
 }
 
 size_t

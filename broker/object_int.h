@@ -57,6 +57,27 @@ bool kfi_jstr_is(const struct kfi_jstr *s, const char *lit);
  * enough) and returns how many were written. */
 size_t kfi_jstr_unescape(const struct kfi_jstr *s, char *dst);
 
+/* A store's entry for an object: {object, seq}, plus two fields only the
+ * store's writer uses. Each object carries one, so the first store that
+ * holds the object needs no separate allocation and a look-up touches one
+ * block less; see store.c. */
+struct kfi_store_entry {
+	_Atomic(kf_object *) obj;
+	union {
+		uint64_t seq;
+		const kf_objref *ref; /* in a look-up probe (obj NULL) */
+	} u;
+	uint16_t cls;
+	uint32_t pend;
+};
+
+/* The object's own entry, if nobody claimed it yet (then it is claimed
+ * for good); NULL otherwise. Any thread. */
+struct kfi_store_entry *kfi_object_entry_claim(kf_object *obj);
+/* True when e is obj's own entry (freed with the object). */
+bool kfi_object_entry_is_own(const kf_object *obj,
+			     const struct kfi_store_entry *e);
+
 /* The identity hash of (kind, namespace, name); kf_objref_hash() and the
  * hash kept in each object agree. */
 uint64_t kfi_identity_hash(const char *kind, const char *ns, const char *name);

@@ -94,17 +94,15 @@ enum kfs_class {
 	KFS_ADDED,    /* not in the current contents */
 };
 
-/* A main-table and bucket element. Immutable once reachable by readers;
- * a probe has obj == NULL and u.ref set. */
-struct kfs_entry {
-	_Atomic(kf_object *) obj;
-	union {
-		uint64_t seq;
-		const kf_objref *ref;
-	} u;
-	uint16_t cls;  /* writer only, re-list bookkeeping */
-	uint32_t pend; /* writer only: 1 + position in w->pending */
-};
+/* A main-table and bucket element (struct kfi_store_entry, object_int.h):
+ * {object, seq}. Immutable once reachable by readers except cls and pend,
+ * which only the writer touches; a probe has obj == NULL and u.ref set.
+ * Usually it is the object's own entry (kfi_object_entry_claim), freed
+ * with the object; when that one is taken (the object sits in another
+ * store, or is applied again with a new seq) it is a separate malloc. An
+ * object's own entry unchanged across a re-list is shared by both
+ * generations, each holding one reference on the object. */
+#define kfs_entry kfi_store_entry
 
 struct kfs_bucket {
 	_Atomic(const char *) key; /* keybuf; a probe points elsewhere */
@@ -169,11 +167,13 @@ struct kfs_core {
 	char tsan_sync;
 };
 
+/* A cache line of its own: the busy flag is written on every call, and
+ * two handles of two threads must not share a line. */
 struct kf_store {
 	struct kfs_core *core;
 	ck_epoch_record_t *rec;
 	atomic_flag busy;
-};
+} __attribute__((aligned(CK_MD_CACHELINE)));
 
 /* A set of index keys, deduplicated, in one growing arena. */
 struct kfs_keys {
@@ -345,8 +345,11 @@ static void kfs_gen_destroy(struct kfs_gen *g);
 static void
 kfs_entry_free(struct kfs_entry *e)
 {
-	kf_object_unref(atomic_load_explicit(&e->obj, memory_order_relaxed));
-	free(e);
+	kf_object *obj = atomic_load_explicit(&e->obj, memory_order_relaxed);
+
+	if (!kfi_object_entry_is_own(obj, e))
+		free(e);
+	kf_object_unref(obj);
 }
 
 static void
@@ -654,15 +657,31 @@ kfs_gen_destroy(struct kfs_gen *g)
 static struct kfs_entry *
 kfs_entry_new(kf_object *obj, uint64_t seq)
 {
-	struct kfs_entry *e = malloc(sizeof(*e));
+	struct kfs_entry *e = kfi_object_entry_claim(obj);
 
-	if (e == NULL)
+	if (e == NULL && (e = malloc(sizeof(*e))) == NULL)
 		return NULL;
 	e->u.seq = seq;
 	e->cls = KFS_SAME;
 	e->pend = 0;
 	atomic_store_explicit(&e->obj, kf_object_ref(obj),
 			      memory_order_release);
+	return e;
+}
+
+/* For the next generation: the same {object, seq} as old. */
+static struct kfs_entry *
+kfs_entry_share(struct kfs_entry *old)
+{
+	kf_object *obj = kfs_entry_obj(old);
+	struct kfs_entry *e;
+
+	if (!kfi_object_entry_is_own(obj, old))
+		return kfs_entry_new(obj, old->u.seq);
+	e = old;
+	kf_object_ref(obj);
+	e->cls = KFS_SAME; /* writer-only fields; readers never look */
+	e->pend = 0;
 	return e;
 }
 
@@ -805,7 +824,7 @@ kfs_core_unref(struct kfs_core *c)
 static kf_store *
 kfs_handle(struct kfs_core *c)
 {
-	kf_store *s = malloc(sizeof(*s));
+	kf_store *s = aligned_alloc(CK_MD_CACHELINE, sizeof(*s));
 
 	if (s == NULL)
 		return NULL;
@@ -1032,6 +1051,8 @@ kfs_init_apply(struct kf_writer *w, kf_object *obj)
 	kf_object *oo = old != NULL ? kfs_entry_obj(old) : NULL;
 	enum kfs_class cls = KFS_ADDED;
 	struct kfs_entry *e;
+	uint32_t ppend;
+	kf_err err;
 
 	if (oo != NULL) {
 		bool same_uid =
@@ -1045,22 +1066,25 @@ kfs_init_apply(struct kf_writer *w, kf_object *obj)
 		else
 			cls = KFS_SAME;
 	}
-	e = cls == KFS_SAME ? kfs_entry_new(oo, old->u.seq)
-			    : kfs_entry_new(obj, 0);
+	e = cls == KFS_SAME ? kfs_entry_share(old) : kfs_entry_new(obj, 0);
 	if (e == NULL)
 		return KF_ENOMEM;
 	e->cls = (uint16_t)cls;
-	if (prev != NULL && prev->pend != 0) {
+	ppend = prev != NULL ? prev->pend : 0;
+	err = kfs_gen_set(w, w->next, prev, e); /* frees e if it fails */
+	if (err == KF_ENOMEM && prev == NULL &&
+	    kfs_gen_find(w->next, obj) == NULL)
+		return err;
+	if (ppend != 0) {
 		/* The same name twice in one list: the later one wins. */
-		w->pending[prev->pend - 1] = e;
-		e->pend = prev->pend;
+		w->pending[ppend - 1] = e;
+		e->pend = ppend;
 	} else if (cls != KFS_SAME && !kfs_pending_push(w, e)) {
-		kfs_entry_free(e);
-		return KF_ENOMEM;
+		err = KF_ENOMEM;
 	}
 	if (prev == NULL && old != NULL)
 		w->matched++;
-	return kfs_gen_set(w, w->next, prev, e);
+	return err;
 }
 
 static bool
@@ -1122,8 +1146,11 @@ kfs_init_done(struct kf_writer *w)
 	kf_err err = KF_OK;
 
 	if (first) {
+		/* A SAME entry may be shared with the current contents
+		 * (readers see it): it keeps its number. */
 		for (size_t i = 0; i < w->npending; i++)
-			w->pending[i]->u.seq = base;
+			if (w->pending[i]->cls != KFS_SAME)
+				w->pending[i]->u.seq = base;
 		w->ndiffs = 0;
 	} else {
 		err = kfs_diffs(w, cur);

@@ -764,3 +764,47 @@ Test(store, a_large_relist_grows_and_shrinks_the_tables)
 	kf_writer_free(w);
 	kf_store_free(s);
 }
+
+Test(store, one_object_in_two_stores_and_applied_twice_keeps_each_number)
+{
+	kf_writer *wa, *wb;
+	kf_store *sa, *sb;
+	kf_object *x = mk("Pod", "ns", "x", "ux", "1", "k=v");
+
+	cr_assert_eq(kf_store_alloc(&wa, &sa), KF_OK);
+	cr_assert_eq(kf_store_alloc(&wb, &sb), KF_OK);
+	ev(wa, KF_EV_INIT, NULL);
+	ev(wa, KF_EV_INIT_DONE, NULL); /* marker: 1 */
+	ev1(wa, KF_EV_APPLY, mk("Pod", "ns", "y", "uy", "1", NULL)); /* 2 */
+	ev(wa, KF_EV_APPLY, x);					     /* 3 */
+	ev(wb, KF_EV_INIT, NULL);
+	ev(wb, KF_EV_INIT_APPLY, x);
+	ev(wb, KF_EV_INIT_DONE, NULL); /* marker: 1 */
+	cr_assert_eq(entry_seq(sa, "x"), 3);
+	cr_assert_eq(entry_seq(sb, "x"), 1);
+	ev(wa, KF_EV_APPLY, x); /* the same pointer again: 4 */
+	cr_assert_eq(entry_seq(sa, "x"), 4);
+	cr_assert_eq(entry_seq(sb, "x"), 1);
+	cr_assert_eq(get_ok(sa, "ns", "x"), x);
+	cr_assert_eq(get_ok(sb, "ns", "x"), x);
+	/* Re-lists that keep x share it, in both stores. */
+	ev(wa, KF_EV_INIT, NULL);
+	ev(wa, KF_EV_INIT_APPLY, x);
+	ev(wa, KF_EV_INIT_DONE, NULL);
+	ev(wb, KF_EV_INIT, NULL);
+	ev(wb, KF_EV_INIT_APPLY, x);
+	ev(wb, KF_EV_INIT_DONE, NULL);
+	cr_assert_eq(entry_seq(sa, "x"), 4);
+	cr_assert_eq(entry_seq(sb, "x"), 1);
+	cr_assert_str_eq(index_names(sa, "label", "k=v"), "x");
+	cr_assert_str_eq(index_names(sb, "label", "k=v"), "x");
+	ev(wa, KF_EV_DELETE, x);
+	get_none(sa, "ns", "x");
+	cr_assert_eq(get_ok(sb, "ns", "x"), x);
+	kf_writer_free(wa);
+	kf_store_free(sa);
+	kf_writer_free(wb);
+	kf_store_free(sb);
+	cr_assert_str_eq(kf_object_name(x), "x");
+	kf_object_unref(x);
+}

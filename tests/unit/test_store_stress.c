@@ -6,35 +6,8 @@
  *
  * Size: KF_STRESS_OBJECTS (default 50 000, 5 000 under sanitizers) and
  * KF_STRESS_SECONDS (default 3).
- *
- * Built with KF_STRESS_STANDALONE it is a plain program (no Criterion):
- * Criterion cannot start under TSan on these machines (its arena mmap
- * collides with TSan's shadow memory), and this test matters most there.
  */
-#if defined(KF_STRESS_STANDALONE)
-#include <stdio.h>
-#include <stdlib.h>
-#define STRESS_FAIL(...)                                                       \
-	do {                                                                   \
-		fprintf(stderr, "%s:%d: assertion failed: ", __FILE__,         \
-			__LINE__);                                             \
-		fprintf(stderr, "" __VA_ARGS__);                               \
-		fputc('\n', stderr);                                           \
-		abort();                                                       \
-	} while (0)
-#define cr_assert(c, ...)                                                      \
-	do {                                                                   \
-		if (!(c))                                                      \
-			STRESS_FAIL(__VA_ARGS__);                              \
-	} while (0)
-#define cr_assert_eq(a, b, ...)	 cr_assert((a) == (b), __VA_ARGS__)
-#define cr_assert_geq(a, b, ...) cr_assert((a) >= (b), __VA_ARGS__)
-#define cr_assert_gt(a, b, ...)	 cr_assert((a) > (b), __VA_ARGS__)
-#define cr_log_info(...)	 (printf(__VA_ARGS__), putchar('\n'))
-#define Test(suite, name, ...)	 static void suite##_##name(void)
-#else
 #include <criterion/criterion.h>
-#endif
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -317,14 +290,3 @@ Test(store_stress, one_handle_shared_by_two_threads_stays_correct,
 	kf_store_free(h.s);
 }
 
-#if defined(KF_STRESS_STANDALONE)
-int
-main(void)
-{
-	store_stress_readers_see_one_generation_while_the_writer_relists();
-	store_stress_the_same_with_a_ring_taking_every_difference();
-	store_stress_one_handle_shared_by_two_threads_stays_correct();
-	puts("test_store_stress: all passed");
-	return 0;
-}
-#endif
