@@ -30,6 +30,20 @@
 
 extern char **environ;
 
+/* Every process a test started, so a failing test still stops them. */
+static pid_t started[32];
+static int nstarted;
+
+static void
+reap_all(void)
+{
+	for (int i = 0; i < nstarted; i++) {
+		if (started[i] > 0 && kill(started[i], SIGKILL) == 0)
+			waitpid(started[i], NULL, 0);
+	}
+	nstarted = 0;
+}
+
 struct tb {
 	char ns[64];
 	char stream[80];
@@ -61,6 +75,8 @@ spawn(const char *log, char *const argv[])
 	rc = posix_spawn(&pid, argv[0], &fa, NULL, argv, environ);
 	posix_spawn_file_actions_destroy(&fa);
 	cr_assert_eq(rc, 0, "spawn %s: %s", argv[0], strerror(rc));
+	if (nstarted < 32)
+		started[nstarted++] = pid;
 	return pid;
 }
 
@@ -74,8 +90,12 @@ stop_pid(pid_t pid, int sig)
 	kill(pid, sig);
 	/* A subscriber hung in shutdown would fail the test here. */
 	for (int i = 0; i < 100; i++) {
-		if (waitpid(pid, &st, WNOHANG) == pid)
+		if (waitpid(pid, &st, WNOHANG) == pid) {
+			for (int j = 0; j < nstarted; j++)
+				if (started[j] == pid)
+					started[j] = 0;
 			return;
+		}
 		usleep(50 * 1000);
 	}
 	kill(pid, SIGKILL);
@@ -344,7 +364,8 @@ wait_for_dump(struct tb *t, const char *name)
 	cr_assert(false, "%s never synced", name);
 }
 
-Test(broker, k14_burst_to_three_processes_one_slow_and_a_late_one)
+Test(broker, k14_burst_to_three_processes_one_slow_and_a_late_one,
+     .fini = reap_all)
 {
 	struct tb t;
 	char stats[512];
@@ -395,7 +416,7 @@ Test(broker, k14_burst_to_three_processes_one_slow_and_a_late_one)
 	stop_pid(t.broker, SIGTERM);
 }
 
-Test(broker, subscriber_restart_and_broker_sigkill_converge)
+Test(broker, subscriber_restart_and_broker_sigkill_converge, .fini = reap_all)
 {
 	struct tb t;
 	char stats[512];
