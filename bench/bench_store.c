@@ -104,50 +104,53 @@ static void
 corpus_make(struct corpus *c, size_t n, const struct corpus *base,
 	    unsigned every)
 {
-	size_t cap = 0, used = 0;
+	size_t used = 0;
+	size_t *off = malloc(n * sizeof(*off));
 
 	c->n = n;
 	c->bytes = 0;
 	c->p = malloc(n * sizeof(*c->p));
 	c->len = malloc(n * sizeof(*c->len));
-	if (c->p == NULL || c->len == NULL)
-		die("no memory for the corpus index");
-	/* Pass 1: sizes; pass 2: copy into one mapping. */
-	for (int pass = 0; pass < 2; pass++) {
-		used = 0;
-		for (size_t i = 0; i < n; i++) {
-			size_t len;
-			char *j;
+	c->arena_len = (base != NULL ? n / every + 1 : n) * 10000;
+	c->arena = mmap(NULL, c->arena_len, PROT_READ | PROT_WRITE,
+			MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (c->p == NULL || c->len == NULL || off == NULL ||
+	    c->arena == MAP_FAILED)
+		die("no memory for the corpus");
+	for (size_t i = 0; i < n; i++) {
+		size_t len;
+		char *j;
 
-			if (base != NULL && i % every != 0) {
-				if (pass == 1) {
-					c->p[i] = base->p[i];
-					c->len[i] = base->len[i];
-					c->bytes += c->len[i];
-				}
-				continue;
-			}
-			j = kfb_pod_json(i, base != NULL ? 1 : 0, &len);
-			if (j == NULL)
-				die("no memory for a pod");
-			if (pass == 1) {
-				memcpy(c->arena + used, j, len);
-				c->p[i] = c->arena + used;
-				c->len[i] = len;
-				c->bytes += len;
-			}
-			used += len;
-			free(j);
+		off[i] = SIZE_MAX;
+		if (base != NULL && i % every != 0) {
+			c->p[i] = base->p[i];
+			c->len[i] = base->len[i];
+			c->bytes += c->len[i];
+			continue;
 		}
-		if (pass == 0) {
-			cap = used + 1;
-			c->arena = mmap(NULL, cap, PROT_READ | PROT_WRITE,
-					MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-			if (c->arena == MAP_FAILED)
-				die("mmap");
-			c->arena_len = cap;
+		j = kfb_pod_json(i, base != NULL ? 1 : 0, &len);
+		if (j == NULL)
+			die("no memory for a pod");
+		if (used + len > c->arena_len) {
+			char *a = mremap(c->arena, c->arena_len,
+					 c->arena_len * 2, MREMAP_MAYMOVE);
+
+			if (a == MAP_FAILED)
+				die("mremap");
+			c->arena = a;
+			c->arena_len *= 2;
 		}
+		memcpy(c->arena + used, j, len);
+		off[i] = used;
+		c->len[i] = len;
+		c->bytes += len;
+		used += len;
+		free(j);
 	}
+	for (size_t i = 0; i < n; i++)
+		if (off[i] != SIZE_MAX)
+			c->p[i] = c->arena + off[i];
+	free(off);
 }
 
 static void

@@ -7,8 +7,9 @@
  * to a generation (struct kfs_gen): the main table and one table per
  * index. The main table is a ck_hs set in single-writer, many-reader mode
  * (CK_HS_MODE_SPMC) of entries {object, seq}, keyed by the object's
- * identity (kind, namespace, name). An index table maps a key string to a
- * bucket, and a bucket is itself an SPMC ck_hs set of the same entries.
+ * identity (kind, namespace, name); an entry usually lives inside its
+ * object, so a look-up touches one allocation. An index table maps a key string
+ * to a bucket, and a bucket is itself an SPMC ck_hs set of the same entries.
  * Entries are immutable once a reader can reach them: a changed object
  * gets a new entry, put in place of the old one with ck_hs_fas() (one
  * pointer store into the same slot, so a concurrent iteration sees the

@@ -455,3 +455,50 @@ Test(transform, strip_handles_every_member_position)
 		     KF_EPARSE);
 	cr_assert_null(out);
 }
+
+Test(object, many_labels_annotations_and_owners_grow_past_the_stack)
+{
+	char *buf = malloc(65536), k[32], v[32];
+	size_t n = 0;
+	kf_object *o;
+	const char *kind, *name, *uid, *key, *val;
+	bool ctl;
+
+	n += (size_t)sprintf(buf + n, "{\"metadata\":{\"name\":\"big\","
+				      "\"labels\":{");
+	for (int i = 0; i < 40; i++)
+		n += (size_t)sprintf(buf + n, "%s\"l%d\":\"v%d\"", i ? "," : "",
+				     i, i);
+	n += (size_t)sprintf(buf + n, "},\"annotations\":{");
+	for (int i = 0; i < 33; i++)
+		n += (size_t)sprintf(buf + n, "%s\"a%d\":\"w%d\"", i ? "," : "",
+				     i, i);
+	n += (size_t)sprintf(buf + n, "},\"ownerReferences\":[");
+	for (int i = 0; i < 9; i++)
+		n += (size_t)sprintf(buf + n,
+				     "%s{\"kind\":\"K\",\"name\":\"o%d\","
+				     "\"uid\":\"u%d\",\"controller\":%s}",
+				     i ? "," : "", i, i,
+				     i == 8 ? "true" : "false");
+	n += (size_t)sprintf(buf + n, "]}}");
+	cr_assert_eq(kf_object_parse(buf, n, "K", NULL, 0, &o), KF_OK);
+	cr_assert_eq(kf_object_label_count(o), 40);
+	cr_assert_eq(kf_object_annotation_count(o), 33);
+	cr_assert_eq(kf_object_owner_count(o), 9);
+	for (int i = 0; i < 40; i++) {
+		snprintf(k, sizeof(k), "l%d", i);
+		snprintf(v, sizeof(v), "v%d", i);
+		cr_assert_str_eq(kf_object_label(o, k), v);
+		kf_object_label_at(o, (size_t)i, &key, &val);
+		cr_assert_str_eq(key, k);
+	}
+	cr_assert_str_eq(kf_object_annotation(o, "a32"), "w32");
+	kf_object_owner_at(o, 8, &kind, &name, &uid, &ctl);
+	cr_assert_str_eq(name, "o8");
+	cr_assert(ctl);
+	kf_object_owner_at(o, 9, &kind, &name, &uid, &ctl);
+	cr_assert_null(name);
+	cr_assert_not(ctl);
+	kf_object_unref(o);
+	free(buf);
+}
