@@ -2,9 +2,9 @@
  * bench_store: the store against its baselines, measured in the same run.
  *
  *   memory     bytes held per stored Pod / its JSON bytes (10 000 and N)
- *   get        ns per get() on a hot (1 024) and a cold (all N) key set,
- *              1 and 2 threads, vs the same ck_hs lookup under a pthread
- *              rwlock
+ *   get        ns per get() on a hot (128 keys, KF_BENCH_HOT) and a cold
+ *              (all N) key set, 1 and 2 threads, vs the same ck_hs
+ *              look-up under a pthread rwlock
  *   ingest     parse + store + publish (APPLY into a shared store) vs a
  *              bare json-c parse of the same bytes, as throughput
  *   relist     a re-list of N Pods (10% changed) vs a bare json-c parse of
@@ -474,7 +474,10 @@ main(void)
 	kf_store *s;
 	kf_state *st;
 	kf_objref *refs;
-	size_t *order, hot = 1024, h_base, h_steady, h_peak, h_pre;
+	size_t *order, hot = 128, h_base, h_steady, h_peak, h_pre;
+
+	if (getenv("KF_BENCH_HOT") != NULL)
+		hot = strtoul(getenv("KF_BENCH_HOT"), NULL, 10);
 	struct rw_map map;
 	double g[2][2][2]; /* [kubefan, rwlock][hot, cold][1, 2 threads] */
 	unsigned seed = 42;
@@ -637,7 +640,9 @@ main(void)
 	printf("%-44s %8.0f MB %8.0f MB  %7.2fx %6s\n",
 	       "store memory peak vs steady (re-list)", (double)h_peak / 1e6,
 	       (double)h_steady / 1e6, r_peak, "<=1.3");
-	printf("(times are per-thread CPU time; latencies are wall time)\n");
+	printf("(times are per-thread CPU time; latencies are wall time; "
+	       "hot set %zu keys)\n",
+	       hot);
 	printf("(N = %zu Pods, %.0f MB of JSON, avg %.0f B; corpus built in "
 	       "%.1f s; reader samples idle %llu swap %llu; idle p50 %.0f ns; "
 	       "RSS ratio at N %.2fx)\n",
@@ -651,7 +656,8 @@ main(void)
 	    "\"get_hot_2t_ns\":%.1f,\"get_hot_2t_rwlock_ns\":%.1f,"
 	    "\"get_cold_1t_ns\":%.1f,\"get_cold_1t_rwlock_ns\":%.1f,"
 	    "\"get_cold_2t_ns\":%.1f,\"get_cold_2t_rwlock_ns\":%.1f,"
-	    "\"get_hot_2t_ratio\":%.3f,\"ingest_mbps\":%.1f,"
+	    "\"get_hot_keys\":%zu,\"get_hot_2t_ratio\":%.3f,\"ingest_mbps\":%."
+	    "1f,"
 	    "\"jsonc_mbps\":%.1f,\"ingest_ratio\":%.3f,"
 	    "\"relist_s\":%.3f,\"relist_jsonc_s\":%.3f,"
 	    "\"relist_ratio\":%.3f,\"relist_wall_s\":%.3f,"
