@@ -656,9 +656,8 @@ main(void)
 	    "\"get_hot_2t_ns\":%.1f,\"get_hot_2t_rwlock_ns\":%.1f,"
 	    "\"get_cold_1t_ns\":%.1f,\"get_cold_1t_rwlock_ns\":%.1f,"
 	    "\"get_cold_2t_ns\":%.1f,\"get_cold_2t_rwlock_ns\":%.1f,"
-	    "\"get_hot_keys\":%zu,\"get_hot_2t_ratio\":%.3f,\"ingest_mbps\":%."
-	    "1f,"
-	    "\"jsonc_mbps\":%.1f,\"ingest_ratio\":%.3f,"
+	    "\"get_hot_keys\":%zu,\"get_hot_2t_ratio\":%.3f,"
+	    "\"ingest_mbps\":%.1f,\"jsonc_mbps\":%.1f,\"ingest_ratio\":%.3f,"
 	    "\"relist_s\":%.3f,\"relist_jsonc_s\":%.3f,"
 	    "\"relist_ratio\":%.3f,\"relist_wall_s\":%.3f,"
 	    "\"p99_idle_ns\":%.0f,"
@@ -667,9 +666,10 @@ main(void)
 	    "\"peak_ratio\":%.3f}\n",
 	    c.n, mbig.json_avg, m10.ratio, mbig.ratio, g[0][0][0], g[1][0][0],
 	    g[0][0][1], g[1][0][1], g[0][1][0], g[1][1][0], g[0][1][1],
-	    g[1][1][1], r_get, mb / t_ingest, mb / t_bare, r_ingest, t_relist,
-	    t_bare_re, r_relist, t_relist_wall, p99_idle, p99_swap, p99_relist,
-	    r_p99, (double)h_peak / 1e6, (double)h_steady / 1e6, r_peak);
+	    g[1][1][1], hot, r_get, mb / t_ingest, mb / t_bare, r_ingest,
+	    t_relist, t_bare_re, r_relist, t_relist_wall, p99_idle, p99_swap,
+	    p99_relist, r_p99, (double)h_peak / 1e6, (double)h_steady / 1e6,
+	    r_peak);
 
 	kf_store_free(rj.s);
 	free(rj.lat);
