@@ -28,34 +28,7 @@
 #include "kubefan/reflector.h"
 #include "kubefan/store.h"
 #include "kubefan/watcher.h"
-
-#define KD_MAX_RES 64
-
-struct kd_res {
-	char *spec; /* as given, for messages */
-	char *group, *version, *resource;
-	char *ns, *labels, *fields, *stream;
-	bool strip;
-	kf_writer *w;
-	kf_store *st;
-	kf_reflector *refl;
-};
-
-struct kd_cfg {
-	const char *kubeconfig, *context;
-	const char *listen, *refs, *rep;
-	const char *tls_cert_key;
-	int ipc_mode;
-	bool allow_remote;
-	size_t ring_capacity;
-	unsigned batch_us;
-	unsigned heartbeat_ms;
-	bool log_json;
-	int log_level;
-	double duration;
-	struct kd_res res[KD_MAX_RES];
-	size_t nres;
-};
+#include "config.h"
 
 static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
 
@@ -115,6 +88,8 @@ usage(FILE *f)
 	fprintf(f,
 		"usage: kubefand [options] --resource R [--resource R ...]\n"
 		"\n"
+		"  --config FILE         YAML configuration (docs/broker.md); "
+		"flags override it\n"
 		"  --kubeconfig FILE     kubeconfig (default $KUBECONFIG, "
 		"~/.kube/config,\n"
 		"                        else in-cluster)\n"
@@ -149,138 +124,6 @@ usage(FILE *f)
 		"until SIGTERM)\n");
 }
 
-static char *
-xstrdup(const char *s)
-{
-	char *d = strdup(s ? s : "");
-
-	if (d == NULL) {
-		fprintf(stderr, "kubefand: out of memory\n");
-		exit(1);
-	}
-	return d;
-}
-
-/* R[,key=value...]: the resource path, then options. */
-static int
-parse_resource(const char *spec, struct kd_res *r, char *err, size_t len)
-{
-	char *copy = xstrdup(spec), *save = NULL, *tok, *parts[3];
-	int n = 0;
-
-	memset(r, 0, sizeof(*r));
-	r->spec = xstrdup(spec);
-	tok = strtok_r(copy, ",", &save);
-	if (tok == NULL) {
-		snprintf(err, len, "--resource %s: empty", spec);
-		goto bad;
-	}
-	for (char *p = tok, *s; n < 3 && (s = strsep(&p, "/")) != NULL;)
-		parts[n++] = s;
-	if (n == 1) {
-		r->group = xstrdup("");
-		r->version = xstrdup("v1");
-		r->resource = xstrdup(parts[0]);
-	} else if (n == 2) {
-		r->group = xstrdup("");
-		r->version = xstrdup(parts[0]);
-		r->resource = xstrdup(parts[1]);
-	} else {
-		r->group = xstrdup(parts[0]);
-		r->version = xstrdup(parts[1]);
-		r->resource = xstrdup(parts[2]);
-	}
-	if (r->resource[0] == '\0' || r->version[0] == '\0') {
-		snprintf(err, len, "--resource %s: empty resource or version",
-			 spec);
-		goto bad;
-	}
-	while ((tok = strtok_r(NULL, ",", &save)) != NULL) {
-		char *eq = strchr(tok, '=');
-
-		if (eq == NULL) {
-			snprintf(err, len,
-				 "--resource %s: option %s has no =", spec,
-				 tok);
-			goto bad;
-		}
-		*eq++ = '\0';
-		if (strcmp(tok, "ns") == 0 || strcmp(tok, "namespace") == 0) {
-			r->ns = xstrdup(eq);
-		} else if (strcmp(tok, "labels") == 0) {
-			r->labels = xstrdup(eq);
-		} else if (strcmp(tok, "fields") == 0) {
-			r->fields = xstrdup(eq);
-		} else if (strcmp(tok, "name") == 0) {
-			r->stream = xstrdup(eq);
-		} else if (strcmp(tok, "transform") == 0 &&
-			   strcmp(eq, "strip-managed-fields") == 0) {
-			r->strip = true;
-		} else {
-			snprintf(err, len,
-				 "--resource %s: unknown option %s=%s", spec,
-				 tok, eq);
-			goto bad;
-		}
-	}
-	if (r->stream == NULL) {
-		size_t l = strlen(r->resource) + strlen(r->group) + 2;
-
-		r->stream = malloc(l);
-		if (r->stream == NULL)
-			goto bad;
-		snprintf(r->stream, l, "%s%s%s", r->resource,
-			 r->group[0] ? "." : "", r->group);
-	}
-	free(copy);
-	return 0;
-bad:
-	free(copy);
-	return -1;
-}
-
-/* The REP address next to a PUB address: x.pub -> x.rep for ipc, port + 1
- * for tcp. */
-static char *
-derive_rep(const char *pub)
-{
-	size_t l = strlen(pub);
-	char *rep = malloc(l + 8);
-	const char *colon = strrchr(pub, ':');
-
-	if (rep == NULL)
-		return NULL;
-	if (strncmp(pub, "ipc://", 6) == 0) {
-		if (l > 4 && strcmp(pub + l - 4, ".pub") == 0)
-			snprintf(rep, l + 8, "%.*s.rep", (int)(l - 4), pub);
-		else
-			snprintf(rep, l + 8, "%s.rep", pub);
-		return rep;
-	}
-	if (colon != NULL && colon[1] != '\0') {
-		long port = strtol(colon + 1, NULL, 10);
-
-		if (port > 0 && port < 65535) {
-			snprintf(rep, l + 8, "%.*s:%ld", (int)(colon - pub),
-				 pub, port + 1);
-			return rep;
-		}
-	}
-	free(rep);
-	return NULL;
-}
-
-static int
-level_of(const char *s)
-{
-	const char *names[] = {"err", "warning", "notice", "info", "debug"};
-
-	for (int i = 0; i < 5; i++)
-		if (strcmp(s, names[i]) == 0)
-			return KF_LOG_ERR + i;
-	return -1;
-}
-
 static int
 parse_args(int argc, char **argv, struct kd_cfg *c)
 {
@@ -300,6 +143,7 @@ parse_args(int argc, char **argv, struct kd_cfg *c)
 		O_LOG_FORMAT,
 		O_LOG_LEVEL,
 		O_DURATION,
+		O_CONFIG,
 		O_HELP,
 	};
 	static const struct option longs[] = {
@@ -318,47 +162,47 @@ parse_args(int argc, char **argv, struct kd_cfg *c)
 	    {"log-format", required_argument, NULL, O_LOG_FORMAT},
 	    {"log-level", required_argument, NULL, O_LOG_LEVEL},
 	    {"duration", required_argument, NULL, O_DURATION},
+	    {"config", required_argument, NULL, O_CONFIG},
 	    {"help", no_argument, NULL, O_HELP},
 	    {NULL, 0, NULL, 0},
 	};
 	char err[512];
 	int opt;
 
-	c->listen = "ipc:///tmp/kubefand.pub";
-	c->ipc_mode = 0600;
-	c->ring_capacity = 4096;
-	c->batch_us = 2000;
-	c->heartbeat_ms = 1000;
-	c->log_level = KF_LOG_INFO;
+	kd_cfg_defaults(c);
+	/* The file first, so that flags override it wherever they are. */
+	for (int i = 1; i + 1 < argc; i++) {
+		if (strcmp(argv[i], "--config") == 0 &&
+		    kd_cfg_load_file(c, argv[i + 1], err, sizeof(err)) != 0) {
+			fprintf(stderr, "kubefand: %s\n", err);
+			return -1;
+		}
+	}
 	while ((opt = getopt_long(argc, argv, "h", longs, NULL)) != -1) {
 		switch (opt) {
 		case O_KUBECONFIG:
-			c->kubeconfig = optarg;
+			kd_set(&c->kubeconfig, optarg);
 			break;
 		case O_CONTEXT:
-			c->context = optarg;
+			kd_set(&c->context, optarg);
 			break;
 		case O_RESOURCE:
-			if (c->nres == KD_MAX_RES) {
-				fprintf(stderr, "kubefand: too many resources "
-						"(at most 64)\n");
-				return -1;
-			}
-			if (parse_resource(optarg, &c->res[c->nres], err,
-					   sizeof(err)) != 0) {
+			if (kd_cfg_add_resource_spec(c, optarg, err,
+						     sizeof(err)) != 0) {
 				fprintf(stderr, "kubefand: %s\n", err);
 				return -1;
 			}
-			c->nres++;
 			break;
+		case O_CONFIG:
+			break; /* read above */
 		case O_LISTEN:
-			c->listen = optarg;
+			kd_set(&c->listen, optarg);
 			break;
 		case O_REFS:
-			c->refs = optarg;
+			kd_set(&c->refs, optarg);
 			break;
 		case O_REP:
-			c->rep = optarg;
+			kd_set(&c->rep, optarg);
 			break;
 		case O_IPC_MODE:
 			c->ipc_mode = (int)strtol(optarg, NULL, 8);
@@ -367,7 +211,7 @@ parse_args(int argc, char **argv, struct kd_cfg *c)
 			c->allow_remote = true;
 			break;
 		case O_TLS_CERT:
-			c->tls_cert_key = optarg;
+			kd_set(&c->tls_cert_key, optarg);
 			break;
 		case O_RING:
 			c->ring_capacity = strtoul(optarg, NULL, 10);
@@ -388,7 +232,7 @@ parse_args(int argc, char **argv, struct kd_cfg *c)
 			c->log_json = strcmp(optarg, "json") == 0;
 			break;
 		case O_LOG_LEVEL:
-			c->log_level = level_of(optarg);
+			c->log_level = kd_log_level(optarg);
 			if (c->log_level < 0) {
 				fprintf(stderr,
 					"kubefand: unknown log level "
@@ -409,28 +253,15 @@ parse_args(int argc, char **argv, struct kd_cfg *c)
 			return -1;
 		}
 	}
-	if (optind < argc || c->nres == 0) {
-		fprintf(stderr, "kubefand: %s\n",
-			c->nres == 0 ? "no --resource given"
-				     : "unexpected argument");
+	if (optind < argc) {
+		fprintf(stderr, "kubefand: unexpected argument %s\n",
+			argv[optind]);
 		usage(stderr);
 		return -1;
 	}
-	if (c->ring_capacity < 2 ||
-	    (c->ring_capacity & (c->ring_capacity - 1)) != 0) {
-		fprintf(stderr, "kubefand: --ring-capacity must be a power of "
-				"two >= 2\n");
+	if (kd_cfg_finish(c, err, sizeof(err)) != 0) {
+		fprintf(stderr, "kubefand: %s\n", err);
 		return -1;
-	}
-	if (c->rep == NULL) {
-		c->rep = derive_rep(c->listen);
-		if (c->rep == NULL) {
-			fprintf(stderr,
-				"kubefand: cannot derive --rep from "
-				"%s; give --rep\n",
-				c->listen);
-			return -1;
-		}
 	}
 	return 0;
 }
@@ -626,5 +457,6 @@ out:
 	kf_loop_free(loop);
 	kf_conn_free(conn);
 	say(&c, KF_LOG_NOTICE, "KF-DAEMON-EXIT", "stopped");
+	kd_cfg_fini(&c);
 	return rc;
 }

@@ -1,0 +1,479 @@
+/*
+ * kubefand configuration: the --resource syntax, the YAML file, checks.
+ * The YAML file is read with libyaml's document API; every value is a
+ * scalar except `resources`, a sequence of mappings. Unknown keys are
+ * errors, so a typo cannot silently fall back to a default.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yaml.h>
+
+#include "config.h"
+#include "kubefan/log.h"
+
+void
+kd_set(char **slot, const char *v)
+{
+	char *d = v ? strdup(v) : NULL;
+
+	if (v != NULL && d == NULL) {
+		fprintf(stderr, "kubefand: out of memory\n");
+		exit(1);
+	}
+	free(*slot);
+	*slot = d;
+}
+
+void
+kd_cfg_defaults(struct kd_cfg *c)
+{
+	memset(c, 0, sizeof(*c));
+	kd_set(&c->listen, "ipc:///tmp/kubefand.pub");
+	c->ipc_mode = 0600;
+	c->ring_capacity = 4096;
+	c->batch_us = 2000;
+	c->heartbeat_ms = 1000;
+	c->log_level = KF_LOG_INFO;
+}
+
+static void
+res_fini(struct kd_res *r)
+{
+	char **s[] = {&r->spec, &r->group,  &r->version, &r->resource,
+		      &r->ns,	&r->labels, &r->fields,	 &r->stream};
+
+	for (size_t i = 0; i < sizeof(s) / sizeof(s[0]); i++)
+		kd_set(s[i], NULL);
+}
+
+void
+kd_cfg_fini(struct kd_cfg *c)
+{
+	char **s[] = {&c->kubeconfig, &c->context, &c->listen,
+		      &c->refs,	      &c->rep,	   &c->tls_cert_key};
+
+	for (size_t i = 0; i < sizeof(s) / sizeof(s[0]); i++)
+		kd_set(s[i], NULL);
+	for (size_t i = 0; i < c->nres; i++)
+		res_fini(&c->res[i]);
+	c->nres = 0;
+}
+
+int
+kd_log_level(const char *name)
+{
+	static const char *const names[] = {"err", "warning", "notice", "info",
+					    "debug"};
+
+	for (int i = 0; i < 5; i++)
+		if (strcmp(name, names[i]) == 0)
+			return KF_LOG_ERR + i;
+	return -1;
+}
+
+/* resource, version/resource or group/version/resource. */
+static int
+res_set_path(struct kd_res *r, const char *path)
+{
+	const char *a = strchr(path, '/'), *b = a ? strchr(a + 1, '/') : NULL;
+
+	if (b != NULL && strchr(b + 1, '/') != NULL)
+		return -1;
+	if (a == NULL) {
+		kd_set(&r->group, "");
+		kd_set(&r->version, "v1");
+		kd_set(&r->resource, path);
+	} else if (b == NULL) {
+		kd_set(&r->group, "");
+		r->version = strndup(path, (size_t)(a - path));
+		kd_set(&r->resource, a + 1);
+	} else {
+		r->group = strndup(path, (size_t)(a - path));
+		r->version = strndup(a + 1, (size_t)(b - a - 1));
+		kd_set(&r->resource, b + 1);
+	}
+	if (r->group == NULL || r->version == NULL || r->resource == NULL)
+		return -1;
+	return r->version[0] && r->resource[0] ? 0 : -1;
+}
+
+/* One option of a resource; 0, or -1 for an unknown key or value. */
+static int
+res_set_opt(struct kd_res *r, const char *key, const char *val)
+{
+	if (strcmp(key, "ns") == 0 || strcmp(key, "namespace") == 0)
+		kd_set(&r->ns, val);
+	else if (strcmp(key, "labels") == 0)
+		kd_set(&r->labels, val);
+	else if (strcmp(key, "fields") == 0)
+		kd_set(&r->fields, val);
+	else if (strcmp(key, "name") == 0)
+		kd_set(&r->stream, val);
+	else if (strcmp(key, "transform") == 0 &&
+		 strcmp(val, "strip-managed-fields") == 0)
+		r->strip = true;
+	else if (strcmp(key, "transform") == 0 && strcmp(val, "none") == 0)
+		r->strip = false;
+	else
+		return -1;
+	return 0;
+}
+
+/* The default stream id: resource, or resource.group. */
+static void
+res_default_stream(struct kd_res *r)
+{
+	char buf[512];
+
+	if (r->stream != NULL)
+		return;
+	snprintf(buf, sizeof(buf), "%s%s%s", r->resource,
+		 r->group[0] ? "." : "", r->group);
+	kd_set(&r->stream, buf);
+}
+
+static struct kd_res *
+new_res(struct kd_cfg *c, const char *spec, char *err, size_t len)
+{
+	struct kd_res *r;
+
+	if (c->nres == KD_MAX_RES) {
+		snprintf(err, len, "too many resources (at most %d)",
+			 KD_MAX_RES);
+		return NULL;
+	}
+	r = &c->res[c->nres];
+	memset(r, 0, sizeof(*r));
+	kd_set(&r->spec, spec);
+	return r;
+}
+
+int
+kd_cfg_add_resource_spec(struct kd_cfg *c, const char *spec, char *err,
+			 size_t len)
+{
+	struct kd_res *r = new_res(c, spec, err, len);
+	char *copy, *save = NULL, *tok;
+
+	if (r == NULL)
+		return -1;
+	copy = strdup(spec);
+	if (copy == NULL)
+		return -1;
+	tok = strtok_r(copy, ",", &save);
+	if (tok == NULL || res_set_path(r, tok) != 0) {
+		snprintf(err, len,
+			 "--resource %s: expected resource, version/resource "
+			 "or group/version/resource",
+			 spec);
+		goto bad;
+	}
+	while ((tok = strtok_r(NULL, ",", &save)) != NULL) {
+		char *eq = strchr(tok, '=');
+
+		if (eq == NULL) {
+			snprintf(err, len,
+				 "--resource %s: option %s has no =", spec,
+				 tok);
+			goto bad;
+		}
+		*eq++ = '\0';
+		if (res_set_opt(r, tok, eq) != 0) {
+			snprintf(err, len,
+				 "--resource %s: unknown option %s=%s", spec,
+				 tok, eq);
+			goto bad;
+		}
+	}
+	free(copy);
+	res_default_stream(r);
+	c->nres++;
+	return 0;
+bad:
+	free(copy);
+	res_fini(r);
+	return -1;
+}
+
+/* ---- the YAML file ---- */
+
+struct yload {
+	yaml_document_t *doc;
+	const char *path;
+	char *err;
+	size_t len;
+};
+
+static int
+yfail(struct yload *y, yaml_node_t *n, const char *what, const char *key)
+{
+	snprintf(y->err, y->len, "%s:%zu: %s%s%s", y->path,
+		 n ? n->start_mark.line + 1 : 0, key ? key : "",
+		 key ? ": " : "", what);
+	return -1;
+}
+
+static const char *
+yscalar(yaml_node_t *n)
+{
+	return n != NULL && n->type == YAML_SCALAR_NODE
+		   ? (const char *)n->data.scalar.value
+		   : NULL;
+}
+
+static int
+yuint(struct yload *y, yaml_node_t *n, const char *key, int base,
+      unsigned long *out)
+{
+	const char *s = yscalar(n);
+	char *end;
+
+	if (s == NULL)
+		return yfail(y, n, "expected a number", key);
+	errno = 0;
+	*out = strtoul(s, &end, base);
+	if (errno != 0 || end == s || *end != '\0' || s[0] == '-')
+		return yfail(y, n, "expected a non-negative number", key);
+	return 0;
+}
+
+static int
+ybool(struct yload *y, yaml_node_t *n, const char *key, bool *out)
+{
+	const char *s = yscalar(n);
+
+	if (s != NULL && strcmp(s, "true") == 0)
+		*out = true;
+	else if (s != NULL && strcmp(s, "false") == 0)
+		*out = false;
+	else
+		return yfail(y, n, "expected true or false", key);
+	return 0;
+}
+
+static int
+yresource(struct yload *y, struct kd_cfg *c, yaml_node_t *n)
+{
+	yaml_node_pair_t *p;
+	struct kd_res *r;
+	const char *path = NULL;
+
+	if (n->type != YAML_MAPPING_NODE)
+		return yfail(y, n, "each resource is a mapping", "resources");
+	for (p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top;
+	     p++) {
+		const char *k = yscalar(yaml_document_get_node(y->doc, p->key));
+
+		if (k != NULL && strcmp(k, "resource") == 0)
+			path =
+			    yscalar(yaml_document_get_node(y->doc, p->value));
+	}
+	if (path == NULL)
+		return yfail(y, n, "a resource needs `resource:`", "resources");
+	r = new_res(c, path, y->err, y->len);
+	if (r == NULL)
+		return -1;
+	if (res_set_path(r, path) != 0) {
+		res_fini(r);
+		return yfail(y, n,
+			     "expected resource, version/resource or "
+			     "group/version/resource",
+			     "resource");
+	}
+	for (p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top;
+	     p++) {
+		yaml_node_t *kn = yaml_document_get_node(y->doc, p->key);
+		yaml_node_t *vn = yaml_document_get_node(y->doc, p->value);
+		const char *k = yscalar(kn), *v = yscalar(vn);
+
+		if (k != NULL && strcmp(k, "resource") == 0)
+			continue;
+		if (k == NULL || v == NULL || res_set_opt(r, k, v) != 0) {
+			res_fini(r);
+			return yfail(y, kn, "unknown key or bad value",
+				     k ? k : "?");
+		}
+	}
+	res_default_stream(r);
+	c->nres++;
+	return 0;
+}
+
+static int
+ykey(struct yload *y, struct kd_cfg *c, const char *k, yaml_node_t *v)
+{
+	char **strs[] = {&c->kubeconfig, &c->context, &c->listen,
+			 &c->rep,	 &c->refs,    &c->tls_cert_key};
+	static const char *const names[] = {"kubeconfig", "context", "listen",
+					    "rep",	  "refs",    "tlsCert"};
+	unsigned long u;
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if (strcmp(k, names[i]) != 0)
+			continue;
+		if (yscalar(v) == NULL)
+			return yfail(y, v, "expected a string", k);
+		kd_set(strs[i], yscalar(v));
+		return 0;
+	}
+	if (strcmp(k, "ipcMode") == 0) {
+		if (yuint(y, v, k, 8, &u) != 0 || u > 0777)
+			return yfail(y, v, "expected an octal mode", k);
+		c->ipc_mode = (int)u;
+	} else if (strcmp(k, "allowRemote") == 0) {
+		return ybool(y, v, k, &c->allow_remote);
+	} else if (strcmp(k, "ringCapacity") == 0) {
+		if (yuint(y, v, k, 10, &u) != 0)
+			return -1;
+		c->ring_capacity = u;
+	} else if (strcmp(k, "batchMicros") == 0) {
+		if (yuint(y, v, k, 10, &u) != 0)
+			return -1;
+		c->batch_us = (unsigned)u;
+	} else if (strcmp(k, "heartbeatMs") == 0) {
+		if (yuint(y, v, k, 10, &u) != 0 || u == 0)
+			return yfail(y, v, "expected a positive number", k);
+		c->heartbeat_ms = (unsigned)u;
+	} else if (strcmp(k, "logFormat") == 0) {
+		const char *s = yscalar(v);
+
+		if (s == NULL || (strcmp(s, "json") && strcmp(s, "text")))
+			return yfail(y, v, "expected text or json", k);
+		c->log_json = strcmp(s, "json") == 0;
+	} else if (strcmp(k, "logLevel") == 0) {
+		const char *s = yscalar(v);
+
+		if (s == NULL || kd_log_level(s) < 0)
+			return yfail(y, v,
+				     "expected err, warning, notice, info or "
+				     "debug",
+				     k);
+		c->log_level = kd_log_level(s);
+	} else if (strcmp(k, "resources") == 0) {
+		if (v->type != YAML_SEQUENCE_NODE)
+			return yfail(y, v, "expected a list", k);
+		for (yaml_node_item_t *it = v->data.sequence.items.start;
+		     it < v->data.sequence.items.top; it++)
+			if (yresource(y, c,
+				      yaml_document_get_node(y->doc, *it)) != 0)
+				return -1;
+	} else {
+		return yfail(y, v, "unknown key", k);
+	}
+	return 0;
+}
+
+int
+kd_cfg_load_file(struct kd_cfg *c, const char *path, char *err, size_t len)
+{
+	yaml_parser_t parser;
+	yaml_document_t doc;
+	yaml_node_t *root;
+	struct yload y = {&doc, path, err, len};
+	FILE *f = fopen(path, "rb");
+	int rc = 0;
+
+	if (f == NULL) {
+		snprintf(err, len, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	yaml_parser_initialize(&parser);
+	yaml_parser_set_input_file(&parser, f);
+	if (!yaml_parser_load(&parser, &doc)) {
+		snprintf(err, len, "%s:%zu: %s", path,
+			 parser.problem_mark.line + 1,
+			 parser.problem ? parser.problem : "not YAML");
+		yaml_parser_delete(&parser);
+		fclose(f);
+		return -1;
+	}
+	root = yaml_document_get_root_node(&doc);
+	if (root == NULL || root->type != YAML_MAPPING_NODE) {
+		rc = yfail(&y, root, "the file must be a mapping", NULL);
+	} else {
+		for (yaml_node_pair_t *p = root->data.mapping.pairs.start;
+		     rc == 0 && p < root->data.mapping.pairs.top; p++) {
+			yaml_node_t *kn = yaml_document_get_node(&doc, p->key);
+			const char *k = yscalar(kn);
+
+			rc = k ? ykey(&y, c, k,
+				      yaml_document_get_node(&doc, p->value))
+			       : yfail(&y, kn, "keys are strings", NULL);
+		}
+	}
+	yaml_document_delete(&doc);
+	yaml_parser_delete(&parser);
+	fclose(f);
+	return rc;
+}
+
+/* x.pub -> x.rep for ipc, port + 1 for tcp. */
+static char *
+derive_rep(const char *pub)
+{
+	size_t l = strlen(pub);
+	const char *colon = strrchr(pub, ':');
+	char *rep = malloc(l + 8);
+
+	if (rep == NULL)
+		return NULL;
+	if (strncmp(pub, "ipc://", 6) == 0) {
+		if (l > 4 && strcmp(pub + l - 4, ".pub") == 0)
+			snprintf(rep, l + 8, "%.*s.rep", (int)(l - 4), pub);
+		else
+			snprintf(rep, l + 8, "%s.rep", pub);
+		return rep;
+	}
+	if (colon != NULL && colon[1] != '\0') {
+		long port = strtol(colon + 1, NULL, 10);
+
+		if (port > 0 && port < 65535) {
+			snprintf(rep, l + 8, "%.*s:%ld", (int)(colon - pub),
+				 pub, port + 1);
+			return rep;
+		}
+	}
+	free(rep);
+	return NULL;
+}
+
+int
+kd_cfg_finish(struct kd_cfg *c, char *err, size_t len)
+{
+	if (c->nres == 0) {
+		snprintf(err, len,
+			 "no resource configured (--resource or "
+			 "`resources:` in --config)");
+		return -1;
+	}
+	for (size_t i = 0; i < c->nres; i++)
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(c->res[i].stream, c->res[j].stream) == 0) {
+				snprintf(err, len,
+					 "two resources use the stream id %s; "
+					 "give one a name=",
+					 c->res[i].stream);
+				return -1;
+			}
+	if (c->ring_capacity < 2 ||
+	    (c->ring_capacity & (c->ring_capacity - 1)) != 0) {
+		snprintf(err, len,
+			 "ring capacity %zu is not a power of two "
+			 ">= 2",
+			 c->ring_capacity);
+		return -1;
+	}
+	if (c->rep == NULL) {
+		c->rep = derive_rep(c->listen);
+		if (c->rep == NULL) {
+			snprintf(err, len,
+				 "cannot derive the REP address from %s; set "
+				 "it",
+				 c->listen);
+			return -1;
+		}
+	}
+	return 0;
+}
