@@ -118,6 +118,8 @@ struct kfi_ring {
 	/* Shared flags the producer reads after each publish. */
 	_Alignas(64) _Atomic uint32_t wake_gen;
 	_Atomic int nwaiting;
+	_Atomic int
+	    need_wake; /* a futex sleeper registered since the last wake */
 	_Atomic int narmed;
 	_Atomic int nblocking;
 	_Atomic bool producer_waiting;
@@ -373,7 +375,11 @@ ring_wait_blocking(struct kfi_ring *r, uint64_t need)
 static void
 ring_wake(struct kfi_ring *r)
 {
-	if (atomic_load(&r->nwaiting) > 0) {
+	/* One futex wake per round of sleepers, not one per publish: a
+	 * sleeper that registers after this exchange sets need_wake again
+	 * and re-checks the ring, or sees wake_gen changed. */
+	if (atomic_load(&r->need_wake) != 0 &&
+	    atomic_exchange(&r->need_wake, 0) != 0) {
 		atomic_fetch_add(&r->wake_gen, 1);
 		ring_futex_wake_all(&r->wake_gen);
 		atomic_fetch_add_explicit(&r->st_wakes, 1,
@@ -425,7 +431,7 @@ kfi_ring_publish(struct kfi_ring *r, const kf_event *ev)
 	}
 
 	atomic_thread_fence(memory_order_seq_cst);
-	if (atomic_load_explicit(&r->nwaiting, memory_order_relaxed) > 0 ||
+	if (atomic_load_explicit(&r->need_wake, memory_order_relaxed) != 0 ||
 	    atomic_load_explicit(&r->narmed, memory_order_relaxed) > 0)
 		ring_wake(r);
 }
@@ -711,6 +717,7 @@ kfi_ring_reader_wait(struct kfi_ring_reader *rd, int64_t timeout_ms)
 		return ring_reader_ready(rd) ? KF_OK : KF_ETIMEDOUT;
 	gen = atomic_load(&r->wake_gen);
 	atomic_fetch_add(&r->nwaiting, 1);
+	atomic_store(&r->need_wake, 1);
 	atomic_thread_fence(memory_order_seq_cst);
 	if (ring_reader_ready(rd) || kfi_ring_reader_closed(rd)) {
 		atomic_fetch_sub(&r->nwaiting, 1);
