@@ -54,9 +54,10 @@ pb_rand(uint64_t *s)
 	return z ^ (z >> 31);
 }
 
-static const char *apps[] = {"checkout", "cart",      "search", "payments",
-			     "frontend", "inventory", "auth",	"recommender",
-			     "shipping", "ledger"};
+static const char *apps[] = {
+    "checkout",	 "cart", "search",	"payments", "frontend",
+    "inventory", "auth", "recommender", "shipping", "ledger",
+};
 
 static void
 pb_container(struct pb *b, const char *app, int c, int nenv, uint64_t *rs)

@@ -774,12 +774,13 @@ Test(store, one_object_in_two_stores_and_applied_twice_keeps_each_number)
 	cr_assert_eq(kf_store_alloc(&wa, &sa), KF_OK);
 	cr_assert_eq(kf_store_alloc(&wb, &sb), KF_OK);
 	ev(wa, KF_EV_INIT, NULL);
-	ev(wa, KF_EV_INIT_DONE, NULL); /* marker: 1 */
-	ev1(wa, KF_EV_APPLY, mk("Pod", "ns", "y", "uy", "1", NULL)); /* 2 */
-	ev(wa, KF_EV_APPLY, x);					     /* 3 */
+	/* Numbers in a: marker 1, y 2, x 3. */
+	ev(wa, KF_EV_INIT_DONE, NULL);
+	ev1(wa, KF_EV_APPLY, mk("Pod", "ns", "y", "uy", "1", NULL));
+	ev(wa, KF_EV_APPLY, x);
 	ev(wb, KF_EV_INIT, NULL);
 	ev(wb, KF_EV_INIT_APPLY, x);
-	ev(wb, KF_EV_INIT_DONE, NULL); /* marker: 1 */
+	ev(wb, KF_EV_INIT_DONE, NULL); /* b's marker: 1 */
 	cr_assert_eq(entry_seq(sa, "x"), 3);
 	cr_assert_eq(entry_seq(sb, "x"), 1);
 	ev(wa, KF_EV_APPLY, x); /* the same pointer again: 4 */

@@ -289,4 +289,3 @@ Test(store_stress, one_handle_shared_by_two_threads_stays_correct,
 	kf_writer_free(w);
 	kf_store_free(h.s);
 }
-
