@@ -1092,34 +1092,62 @@ kf_object_field(const kf_object *obj, const char *path, char **out)
 /* ---- identity ---- */
 
 static uint64_t
-kfo_mix(uint64_t h, const char *s)
+kfo_word(const char *p)
 {
-	size_t n = strlen(s);
 	uint64_t w;
 
-	h ^= n;
-	while (n >= 8) {
-		memcpy(&w, s, 8);
-		h = (h ^ w) * 0x9e3779b97f4a7c15ull;
-		h ^= h >> 32;
-		s += 8;
-		n -= 8;
+	memcpy(&w, p, 8);
+	return w;
+}
+
+static uint64_t
+kfo_half(const char *p)
+{
+	uint32_t w;
+
+	memcpy(&w, p, 4);
+	return w;
+}
+
+/* One multiply per 8 bytes; the tail is read with overlapping loads, so
+ * no byte loop. The three fields hash independently (with their own
+ * seeds) and are mixed at the end: get() hashes on every call. */
+static uint64_t
+kfo_str_hash(const char *s, uint64_t seed)
+{
+	size_t n = strlen(s);
+	uint64_t h = seed ^ (n * 0x9e3779b97f4a7c15ull), w;
+
+	if (n > 8) {
+		/* Bound: one step per 8 bytes. */
+		for (; n > 8; s += 8, n -= 8)
+			h = (h ^ kfo_word(s)) * 0xff51afd7ed558ccdull;
+		w = kfo_word(s + n - 8);
+	} else if (n == 8) {
+		w = kfo_word(s);
+	} else if (n >= 4) {
+		w = kfo_half(s) << 32 | kfo_half(s + n - 4);
+	} else if (n > 0) {
+		w = (uint64_t)(unsigned char)s[0] << 16 |
+		    (uint64_t)(unsigned char)s[n / 2] << 8 |
+		    (unsigned char)s[n - 1];
+	} else {
+		w = 0;
 	}
-	w = 0;
-	memcpy(&w, s, n);
-	h = (h ^ w) * 0xff51afd7ed558ccdull;
-	h ^= h >> 29;
-	return h;
+	h = (h ^ w) * 0xc4ceb9fe1a85ec53ull;
+	return h ^ (h >> 32);
 }
 
 uint64_t
 kfi_identity_hash(const char *kind, const char *ns, const char *name)
 {
-	uint64_t h = 0x243f6a8885a308d3ull;
+	uint64_t h;
 
-	h = kfo_mix(h, kind != NULL ? kind : "");
-	h = kfo_mix(h, ns != NULL ? ns : "");
-	h = kfo_mix(h, name != NULL ? name : "");
+	h = kfo_str_hash(kind != NULL ? kind : "", 0x243f6a8885a308d3ull);
+	h += 3 * kfo_str_hash(ns != NULL ? ns : "", 0x13198a2e03707344ull);
+	h += 5 * kfo_str_hash(name != NULL ? name : "", 0xa4093822299f31d0ull);
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdull;
 	h ^= h >> 33;
 	h *= 0xc4ceb9fe1a85ec53ull;
 	h ^= h >> 33;

@@ -502,3 +502,43 @@ Test(object, many_labels_annotations_and_owners_grow_past_the_stack)
 	kf_object_unref(o);
 	free(buf);
 }
+
+static int
+cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+Test(object, identity_hash_spreads_similar_names)
+{
+	enum { N = 100000, B = 1 << 12 };
+	uint64_t *h = malloc(N * sizeof(*h));
+	unsigned *bucket = calloc(B, sizeof(*bucket)), top = 0, hi = 0;
+	char name[64], ns[32];
+
+	for (int i = 0; i < N; i++) {
+		snprintf(name, sizeof(name), "web-7d4b9c8f6d-%05d", i);
+		snprintf(ns, sizeof(ns), "team-%d", i % 7);
+		h[i] = kfi_identity_hash("Pod", ns, name);
+		bucket[h[i] & (B - 1)]++;
+		hi += (unsigned)(h[i] >> 63);
+	}
+	for (int i = 0; i < B; i++)
+		top = bucket[i] > top ? bucket[i] : top;
+	/* About 24 per bucket; a poor mix piles them up. */
+	cr_assert_lt(top, 60, "fullest low-bits bucket holds %u", top);
+	cr_assert(hi > N * 45 / 100 && hi < N * 55 / 100, "top bit %u", hi);
+	qsort(h, N, sizeof(*h), cmp_u64);
+	for (int i = 1; i < N; i++)
+		cr_assert_neq(h[i], h[i - 1], "64-bit collision");
+	cr_assert_neq(kfi_identity_hash("a", "b", "c"),
+		      kfi_identity_hash("b", "a", "c"));
+	cr_assert_neq(kfi_identity_hash("", "", "abcdefgh"),
+		      kfi_identity_hash("", "abcdefgh", ""));
+	cr_assert_neq(kfi_identity_hash("Pod", "", "abcdefghi"),
+		      kfi_identity_hash("Pod", "", "abcdefghj"));
+	free(h);
+	free(bucket);
+}
