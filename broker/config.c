@@ -52,7 +52,8 @@ void
 kd_cfg_fini(struct kd_cfg *c)
 {
 	char **s[] = {&c->kubeconfig, &c->context, &c->listen,
-		      &c->refs,	      &c->rep,	   &c->tls_cert_key};
+		      &c->refs,	      &c->rep,	   &c->tls_cert_key,
+		      &c->http,	      &c->log_dest};
 
 	for (size_t i = 0; i < sizeof(s) / sizeof(s[0]); i++)
 		kd_set(s[i], NULL);
@@ -305,9 +306,11 @@ static int
 ykey(struct yload *y, struct kd_cfg *c, const char *k, yaml_node_t *v)
 {
 	char **strs[] = {&c->kubeconfig, &c->context, &c->listen,
-			 &c->rep,	 &c->refs,    &c->tls_cert_key};
+			 &c->rep,	 &c->refs,    &c->tls_cert_key,
+			 &c->http,	 &c->log_dest};
 	static const char *const names[] = {"kubeconfig", "context", "listen",
-					    "rep",	  "refs",    "tlsCert"};
+					    "rep",	  "refs",    "tlsCert",
+					    "http",	  "logDest"};
 	unsigned long u;
 
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {

@@ -31,6 +31,9 @@ struct kd_cfg {
 	char *kubeconfig, *context;
 	char *listen, *refs, *rep;
 	char *tls_cert_key;
+	char *http;	/* NULL: the default URL; "none": no HTTP */
+	char *log_dest; /* NULL or "stderr", "syslog", or a file path */
+	bool check_only;
 	int ipc_mode;
 	bool allow_remote;
 	size_t ring_capacity;

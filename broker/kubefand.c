@@ -2,17 +2,16 @@
  * kubefand: the broker daemon. It lists and watches each configured
  * resource once (one reflector each, all on one kf_loop thread), keeps each
  * in a shared store, and publishes every change over nng (docs/broker.md,
- * docs/protocol.md). It links the public library like any user, plus the
- * publisher's internal header.
+ * docs/protocol.md); /metrics, /healthz and /readyz are served over HTTP
+ * and logs go to one sink (docs/operations.md). It links the public library
+ * like any user, plus its own configuration and operations modules.
  *
  * Threads: the loop (all watches), one feeding thread per stream and the
- * REP thread (publisher.c), and this main thread, which only waits for a
- * signal or the end of --duration with SIGINT and SIGTERM blocked
- * everywhere else.
+ * REP thread (publisher), nng's HTTP threads, and this main thread, which
+ * only waits for signals (SIGINT and SIGTERM stop, SIGHUP reopens the log
+ * file) with those signals blocked everywhere else.
  */
-#include <errno.h>
 #include <getopt.h>
-#include <json-c/json.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -21,6 +20,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "config.h"
+#include "httpd.h"
 #include "kubefan/conn.h"
 #include "kubefan/log.h"
 #include "kubefan/object.h"
@@ -28,100 +29,87 @@
 #include "kubefan/reflector.h"
 #include "kubefan/store.h"
 #include "kubefan/watcher.h"
-#include "config.h"
+#include "logsink.h"
+#include "metrics.h"
 
-static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
+struct kd {
+	struct kd_cfg c;
+	kfi_logsink *sink;
+	kfi_metrics *metrics;
+	kfi_httpd *httpd;
+	kf_publisher *pub;
+	kf_conn *conn;
+	kf_loop *loop;
+};
 
-static void
-log_sink(void *arg, int level, const char *id, const char *msg)
-{
-	struct kd_cfg *c = arg;
-	struct timespec ts;
-	struct tm tm;
-	char when[40];
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
-	pthread_mutex_lock(&log_mu);
-	if (c->log_json) {
-		json_object *o = json_object_new_object();
-
-		json_object_object_add(o, "ts", json_object_new_string(when));
-		json_object_object_add(
-		    o, "level",
-		    json_object_new_string(kf_log_level_name(level)));
-		json_object_object_add(o, "id", json_object_new_string(id));
-		json_object_object_add(o, "msg", json_object_new_string(msg));
-		fprintf(
-		    stderr, "%s\n",
-		    json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
-		json_object_put(o);
-	} else {
-		fprintf(stderr, "%s.%03ldZ %-7s %s %s\n", when,
-			ts.tv_nsec / 1000000, kf_log_level_name(level), id,
-			msg);
-	}
-	pthread_mutex_unlock(&log_mu);
-}
-
-static void say(struct kd_cfg *c, int level, const char *id, const char *fmt,
-		...) __attribute__((format(printf, 4, 5)));
+static void say(struct kd *d, int level, const char *id, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 static void
-say(struct kd_cfg *c, int level, const char *id, const char *fmt, ...)
+say(struct kd *d, int level, const char *id, const char *fmt, ...)
 {
 	char msg[1024];
 	va_list ap;
 
-	if (level > c->log_level)
+	if (level > d->c.log_level)
 		return;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	log_sink(c, level, id, msg);
+	if (d->sink != NULL)
+		kfi_logsink_write(d->sink, level, id, msg);
+	else
+		fprintf(stderr, "kubefand: %s %s %s\n",
+			kf_log_level_name(level), id, msg);
 }
 
 static void
 usage(FILE *f)
 {
-	fprintf(f,
-		"usage: kubefand [options] --resource R [--resource R ...]\n"
-		"\n"
-		"  --config FILE         YAML configuration (docs/broker.md); "
-		"flags override it\n"
-		"  --kubeconfig FILE     kubeconfig (default $KUBECONFIG, "
-		"~/.kube/config,\n"
-		"                        else in-cluster)\n"
-		"  --context NAME        kubeconfig context\n"
-		"  --resource R[,opt=v]  watch R: resource (core v1), "
-		"version/resource\n"
-		"                        or group/version/resource; options "
-		"ns=, labels=,\n"
-		"                        fields=, name= (stream id), "
-		"transform=strip-managed-fields\n"
-		"  --listen ADDR         PUB address (default "
-		"ipc:///tmp/kubefand.pub)\n"
-		"  --refs ADDR           reference-only PUB address (default "
-		"none)\n"
-		"  --rep ADDR            REP address (default: --listen with "
-		".rep for .pub,\n"
-		"                        or port + 1 for tcp)\n"
-		"  --ipc-mode MODE       ipc socket file mode, octal (default "
-		"0600)\n"
-		"  --allow-remote        allow tcp listeners off loopback\n"
-		"  --tls-cert FILE       certificate + key (PEM) for "
-		"tls+tcp://\n"
-		"  --ring-capacity N     events per stream ring (power of two, "
-		"default 4096)\n"
-		"  --batch-us N          longest batching delay (default "
-		"2000; 0 disables)\n"
-		"  --heartbeat-ms N      heartbeat interval (default 1000)\n"
-		"  --log-format F        text or json (default text)\n"
-		"  --log-level L         err, warning, notice, info, debug "
-		"(default info)\n"
-		"  --duration SECONDS    exit after this long (default: run "
-		"until SIGTERM)\n");
+	fputs(
+	    "usage: kubefand [options] --resource R [--resource R ...]\n"
+	    "\n"
+	    "  --config FILE         YAML configuration (docs/broker.md); "
+	    "flags override it\n"
+	    "  --check-config        validate the configuration and exit\n"
+	    "  --kubeconfig FILE     kubeconfig (default $KUBECONFIG, "
+	    "~/.kube/config,\n"
+	    "                        else in-cluster)\n"
+	    "  --context NAME        kubeconfig context\n"
+	    "  --resource R[,opt=v]  watch R: resource (core v1), "
+	    "version/resource\n"
+	    "                        or group/version/resource; options "
+	    "ns=, labels=,\n"
+	    "                        fields=, name= (stream id), "
+	    "transform=strip-managed-fields\n"
+	    "  --listen ADDR         PUB address (default "
+	    "ipc:///tmp/kubefand.pub)\n"
+	    "  --refs ADDR           reference-only PUB address (default "
+	    "none)\n"
+	    "  --rep ADDR            REP address (default: --listen with .rep "
+	    "for .pub,\n"
+	    "                        or port + 1 for tcp)\n"
+	    "  --ipc-mode MODE       ipc socket file mode, octal (default "
+	    "0600)\n"
+	    "  --allow-remote        allow tcp and http listeners off "
+	    "loopback\n"
+	    "  --tls-cert FILE       certificate + key (PEM) for tls+tcp://\n"
+	    "  --ring-capacity N     events per stream ring (power of two, "
+	    "default 4096)\n"
+	    "  --batch-us N          longest batching delay (default 2000; 0 "
+	    "disables)\n"
+	    "  --heartbeat-ms N      heartbeat interval (default 1000)\n"
+	    "  --http ADDR           /metrics, /healthz, /readyz (default "
+	    "http://127.0.0.1:9090;\n"
+	    "                        none disables)\n"
+	    "  --log-dest D          stderr, syslog or a file path (default "
+	    "stderr)\n"
+	    "  --log-format F        text or json (default text)\n"
+	    "  --log-level L         err, warning, notice, info, debug "
+	    "(default info)\n"
+	    "  --duration SECONDS    exit after this long (default: run until "
+	    "SIGTERM)\n",
+	    f);
 }
 
 static int
@@ -140,10 +128,13 @@ parse_args(int argc, char **argv, struct kd_cfg *c)
 		O_RING,
 		O_BATCH,
 		O_HB,
+		O_HTTP,
+		O_LOG_DEST,
 		O_LOG_FORMAT,
 		O_LOG_LEVEL,
 		O_DURATION,
 		O_CONFIG,
+		O_CHECK,
 		O_HELP,
 	};
 	static const struct option longs[] = {
@@ -159,10 +150,13 @@ parse_args(int argc, char **argv, struct kd_cfg *c)
 	    {"ring-capacity", required_argument, NULL, O_RING},
 	    {"batch-us", required_argument, NULL, O_BATCH},
 	    {"heartbeat-ms", required_argument, NULL, O_HB},
+	    {"http", required_argument, NULL, O_HTTP},
+	    {"log-dest", required_argument, NULL, O_LOG_DEST},
 	    {"log-format", required_argument, NULL, O_LOG_FORMAT},
 	    {"log-level", required_argument, NULL, O_LOG_LEVEL},
 	    {"duration", required_argument, NULL, O_DURATION},
 	    {"config", required_argument, NULL, O_CONFIG},
+	    {"check-config", no_argument, NULL, O_CHECK},
 	    {"help", no_argument, NULL, O_HELP},
 	    {NULL, 0, NULL, 0},
 	};
@@ -193,8 +187,6 @@ parse_args(int argc, char **argv, struct kd_cfg *c)
 				return -1;
 			}
 			break;
-		case O_CONFIG:
-			break; /* read above */
 		case O_LISTEN:
 			kd_set(&c->listen, optarg);
 			break;
@@ -222,6 +214,12 @@ parse_args(int argc, char **argv, struct kd_cfg *c)
 		case O_HB:
 			c->heartbeat_ms = (unsigned)strtoul(optarg, NULL, 10);
 			break;
+		case O_HTTP:
+			kd_set(&c->http, optarg);
+			break;
+		case O_LOG_DEST:
+			kd_set(&c->log_dest, optarg);
+			break;
 		case O_LOG_FORMAT:
 			if (strcmp(optarg, "json") != 0 &&
 			    strcmp(optarg, "text") != 0) {
@@ -235,14 +233,18 @@ parse_args(int argc, char **argv, struct kd_cfg *c)
 			c->log_level = kd_log_level(optarg);
 			if (c->log_level < 0) {
 				fprintf(stderr,
-					"kubefand: unknown log level "
-					"%s\n",
+					"kubefand: unknown log level %s\n",
 					optarg);
 				return -1;
 			}
 			break;
 		case O_DURATION:
 			c->duration = strtod(optarg, NULL);
+			break;
+		case O_CONFIG:
+			break; /* read above */
+		case O_CHECK:
+			c->check_only = true;
 			break;
 		case O_HELP:
 		case 'h':
@@ -267,13 +269,31 @@ parse_args(int argc, char **argv, struct kd_cfg *c)
 }
 
 static kf_err
-start_resource(struct kd_cfg *c, kf_conn *conn, kf_loop *loop, struct kd_res *r)
+open_log(struct kd *d, char *err, size_t len)
+{
+	struct kfi_logsink_opts o = {0};
+	const char *dest = d->c.log_dest;
+
+	o.format = d->c.log_json ? KFI_LOG_JSON : KFI_LOG_TEXT;
+	if (dest == NULL || strcmp(dest, "stderr") == 0) {
+		o.dest = KFI_LOG_STDERR;
+	} else if (strcmp(dest, "syslog") == 0) {
+		o.dest = KFI_LOG_SYSLOG;
+	} else {
+		o.dest = KFI_LOG_FILE;
+		o.path = dest;
+	}
+	return kfi_logsink_alloc(&o, err, len, &d->sink);
+}
+
+static kf_err
+start_resource(struct kd *d, struct kd_res *r)
 {
 	kf_watcher_opts wo;
 	kf_watcher *w;
 	kf_err e;
 
-	e = kf_store_shared_alloc(c->ring_capacity, &r->w, &r->st);
+	e = kf_store_shared_alloc(d->c.ring_capacity, &r->w, &r->st);
 	if (e != KF_OK)
 		return e;
 	kf_watcher_opts_init(&wo);
@@ -285,7 +305,7 @@ start_resource(struct kd_cfg *c, kf_conn *conn, kf_loop *loop, struct kd_res *r)
 	wo.field_selector = r->fields;
 	if (r->strip)
 		wo.transform = kf_transform_strip_managed_fields;
-	e = kf_watcher_alloc(conn, &wo, &w);
+	e = kf_watcher_alloc(d->conn, &wo, &w);
 	if (e != KF_OK)
 		return e;
 	e = kf_reflector_alloc(w, r->w, &r->refl);
@@ -293,16 +313,102 @@ start_resource(struct kd_cfg *c, kf_conn *conn, kf_loop *loop, struct kd_res *r)
 		kf_watcher_free(w);
 		return e;
 	}
-	return kf_reflector_start(r->refl, loop);
+	return kf_reflector_start(r->refl, d->loop);
+}
+
+/* ---- operations: metrics and readiness ---- */
+
+static void
+collect(void *arg, kfi_mw *w)
+{
+	struct kd *d = arg;
+	kf_publisher_stats ps;
+
+	kfi_mw_build_info(w);
+	for (size_t i = 0; i < d->c.nres; i++) {
+		struct kd_res *r = &d->c.res[i];
+		struct kfi_resource_sample rs = {0};
+		kf_watcher_stats ws;
+
+		if (r->refl == NULL)
+			continue;
+		kf_watcher_stats_get(kf_reflector_watcher(r->refl), &ws);
+		kfi_mw_watcher(w, r->stream, &ws);
+		rs.objects = kf_store_len(r->st);
+		rs.ready = kf_store_is_ready(r->st);
+		rs.last_event_age_s = -1;
+		rs.last_list_s = -1;
+		kfi_mw_resource(w, r->stream, &rs);
+	}
+	if (d->pub == NULL)
+		return;
+	kf_publisher_stats_get(d->pub, &ps);
+	kfi_mw_publisher(w, &(struct kfi_publisher_sample){
+				.messages = ps.messages,
+				.bytes = ps.bytes,
+				.batches = ps.batches,
+				.drops = ps.send_errors,
+				.heartbeats = ps.heartbeats,
+				.resets = ps.resets,
+				.lagged = ps.lagged,
+				.requests = ps.requests,
+				.bad_requests = ps.bad_requests,
+				.snapshots = ps.snapshots,
+			    });
+	for (size_t i = 0; i < kf_publisher_stream_count(d->pub); i++) {
+		kf_publisher_stream_stats ss;
+		const char *name =
+		    kf_publisher_stream_stats_get(d->pub, i, &ss);
+
+		kfi_mw_publisher_stream(w, name, ss.seq, ss.objects);
+	}
+}
+
+static bool
+resource_ready(void *arg, char *why, size_t len)
+{
+	struct kd_res *r = arg;
+
+	return kf_store_readiness(r->st, why, len) == KF_READINESS_READY;
+}
+
+static kf_err
+start_http(struct kd *d, char *err, size_t len)
+{
+	struct kfi_httpd_opts ho = {0};
+	kf_err e;
+
+	if (d->c.http != NULL && strcmp(d->c.http, "none") == 0)
+		return KF_OK;
+	if ((e = kfi_metrics_alloc(&d->metrics)) != KF_OK ||
+	    (e = kfi_metrics_add_process(d->metrics)) != KF_OK ||
+	    (e = kfi_metrics_declare_kubefand(d->metrics, KF_VERSION_STRING)) !=
+		KF_OK ||
+	    (e = kfi_metrics_add_collector(d->metrics, collect, d)) != KF_OK) {
+		snprintf(err, len, "metrics: %s", kf_strerror(e));
+		return e;
+	}
+	ho.url = d->c.http;
+	ho.allow_remote = d->c.allow_remote;
+	ho.metrics = d->metrics;
+	if ((e = kfi_httpd_alloc(&ho, err, len, &d->httpd)) != KF_OK)
+		return e;
+	for (size_t i = 0; i < d->c.nres; i++) {
+		e = kfi_httpd_add_check(d->httpd, d->c.res[i].stream,
+					resource_ready, &d->c.res[i]);
+		if (e != KF_OK)
+			return e;
+	}
+	return kfi_httpd_start(d->httpd, err, len);
 }
 
 static void
-log_stats(struct kd_cfg *c, kf_publisher *p)
+log_stats(struct kd *d)
 {
 	kf_publisher_stats ps;
 
-	kf_publisher_stats_get(p, &ps);
-	say(c, KF_LOG_INFO, "KF-DAEMON-STATS",
+	kf_publisher_stats_get(d->pub, &ps);
+	say(d, KF_LOG_INFO, "KF-DAEMON-STATS",
 	    "messages %llu events %llu bytes %llu heartbeats %llu resets "
 	    "%llu lagged %llu requests %llu bad-requests %llu snapshots %llu",
 	    (unsigned long long)ps.messages, (unsigned long long)ps.events,
@@ -311,23 +417,26 @@ log_stats(struct kd_cfg *c, kf_publisher *p)
 	    (unsigned long long)ps.requests,
 	    (unsigned long long)ps.bad_requests,
 	    (unsigned long long)ps.snapshots);
-	for (size_t i = 0; i < kf_publisher_stream_count(p); i++) {
+	for (size_t i = 0; i < kf_publisher_stream_count(d->pub); i++) {
 		kf_publisher_stream_stats ss;
-		const char *name = kf_publisher_stream_stats_get(p, i, &ss);
+		const char *name =
+		    kf_publisher_stream_stats_get(d->pub, i, &ss);
 
-		say(c, KF_LOG_INFO, "KF-DAEMON-STREAM",
+		say(d, KF_LOG_INFO, "KF-DAEMON-STREAM",
 		    "stream %s: seq %llu objects %zu %s", name,
 		    (unsigned long long)ss.seq, ss.objects,
 		    ss.synced ? "synced" : "not synced");
 	}
 }
 
-/* Wait for SIGINT/SIGTERM or the end of --duration; stats every minute. */
+/* Wait for SIGINT/SIGTERM or the end of --duration; SIGHUP reopens the
+ * log; stats every minute. */
 static void
-wait_for_end(struct kd_cfg *c, kf_publisher *p, const sigset_t *set)
+wait_for_end(struct kd *d, const sigset_t *set)
 {
 	struct timespec start, now, tick = {.tv_sec = 1};
 	double next_stats = 60;
+	char err[256];
 
 	clock_gettime(CLOCK_MONOTONIC, &start);
 	for (;;) {
@@ -335,118 +444,117 @@ wait_for_end(struct kd_cfg *c, kf_publisher *p, const sigset_t *set)
 		int sig = sigtimedwait(set, NULL, &tick);
 
 		if (sig == SIGINT || sig == SIGTERM) {
-			say(c, KF_LOG_NOTICE, "KF-DAEMON-SIGNAL",
+			say(d, KF_LOG_NOTICE, "KF-DAEMON-SIGNAL",
 			    "signal %d: stopping", sig);
 			return;
 		}
+		if (sig == SIGHUP &&
+		    kfi_logsink_reopen(d->sink, err, sizeof(err)) != KF_OK)
+			say(d, KF_LOG_ERR, "KF-DAEMON-LOG",
+			    "reopening the log: %s", err);
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		up = (double)(now.tv_sec - start.tv_sec) +
 		     (double)(now.tv_nsec - start.tv_nsec) / 1e9;
-		if (c->duration > 0 && up >= c->duration) {
-			say(c, KF_LOG_NOTICE, "KF-DAEMON-DURATION",
+		if (d->c.duration > 0 && up >= d->c.duration) {
+			say(d, KF_LOG_NOTICE, "KF-DAEMON-DURATION",
 			    "ran %.0f s: stopping", up);
 			return;
 		}
 		if (up >= next_stats) {
-			log_stats(c, p);
+			log_stats(d);
 			next_stats += 60;
 		}
 	}
 }
 
-int
-main(int argc, char **argv)
+static kf_err
+open_conn(struct kd *d, char *err, size_t len)
 {
-	static struct kd_cfg c;
+	if (d->c.kubeconfig != NULL ||
+	    getenv("KUBERNETES_SERVICE_HOST") == NULL)
+		return kf_conn_from_kubeconfig(d->c.kubeconfig, d->c.context,
+					       err, len, &d->conn);
+	return kf_conn_in_cluster(err, len, &d->conn);
+}
+
+static kf_err
+run(struct kd *d, const sigset_t *set)
+{
 	kf_publisher_opts po = {0};
-	kf_publisher *pub = NULL;
-	kf_conn *conn = NULL;
-	kf_loop *loop = NULL;
-	sigset_t set;
 	char err[1024] = "";
 	kf_err e;
-	int rc = 1;
 
-	if (parse_args(argc, argv, &c) != 0)
-		return 2;
-	kf_log_set_sink(log_sink, &c, c.log_level);
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	signal(SIGPIPE, SIG_IGN);
-
-	if (c.kubeconfig != NULL || getenv("KUBERNETES_SERVICE_HOST") == NULL)
-		e = kf_conn_from_kubeconfig(c.kubeconfig, c.context, err,
-					    sizeof(err), &conn);
-	else
-		e = kf_conn_in_cluster(err, sizeof(err), &conn);
-	if (e != KF_OK) {
-		say(&c, KF_LOG_ERR, "KF-DAEMON-CONN", "credentials: %s: %s",
+	po.pub_addr = d->c.listen;
+	po.refs_addr = d->c.refs;
+	po.rep_addr = d->c.rep;
+	po.ipc_mode = d->c.ipc_mode;
+	po.allow_remote = d->c.allow_remote;
+	po.tls_cert_key_file = d->c.tls_cert_key;
+	po.batch_delay_us = d->c.batch_us;
+	po.heartbeat_ms = d->c.heartbeat_ms;
+	if ((e = kf_publisher_alloc(&po, err, sizeof(err), &d->pub)) != KF_OK) {
+		say(d, KF_LOG_ERR, "KF-DAEMON-LISTEN", "listen: %s: %s",
 		    kf_strerror(e), err);
-		return 1;
+		return e;
 	}
-	say(&c, KF_LOG_INFO, "KF-DAEMON-START", "kubefand %s, API server %s",
-	    KF_VERSION_STRING, kf_conn_server(conn));
-
-	po.pub_addr = c.listen;
-	po.refs_addr = c.refs;
-	po.rep_addr = c.rep;
-	po.ipc_mode = c.ipc_mode;
-	po.allow_remote = c.allow_remote;
-	po.tls_cert_key_file = c.tls_cert_key;
-	po.batch_delay_us = c.batch_us;
-	po.heartbeat_ms = c.heartbeat_ms;
-	e = kf_publisher_alloc(&po, err, sizeof(err), &pub);
-	if (e != KF_OK) {
-		say(&c, KF_LOG_ERR, "KF-DAEMON-LISTEN", "listen: %s: %s",
-		    kf_strerror(e), err);
-		goto out;
-	}
-	if ((e = kf_loop_alloc(&loop)) != KF_OK ||
-	    (e = kf_loop_start(loop)) != KF_OK) {
-		say(&c, KF_LOG_ERR, "KF-DAEMON-LOOP", "loop: %s",
+	if ((e = kf_loop_alloc(&d->loop)) != KF_OK ||
+	    (e = kf_loop_start(d->loop)) != KF_OK) {
+		say(d, KF_LOG_ERR, "KF-DAEMON-LOOP", "loop: %s",
 		    kf_strerror(e));
-		goto out;
+		return e;
 	}
-	for (size_t i = 0; i < c.nres; i++) {
-		struct kd_res *r = &c.res[i];
+	for (size_t i = 0; i < d->c.nres; i++) {
+		struct kd_res *r = &d->c.res[i];
 
-		e = start_resource(&c, conn, loop, r);
+		e = start_resource(d, r);
 		if (e == KF_OK)
-			e = kf_publisher_add_stream(pub, r->stream, r->st);
+			e = kf_publisher_add_stream(d->pub, r->stream, r->st);
 		if (e != KF_OK) {
-			say(&c, KF_LOG_ERR, "KF-DAEMON-RESOURCE",
-			    "--resource %s: %s", r->spec, kf_strerror(e));
-			goto out;
+			say(d, KF_LOG_ERR, "KF-DAEMON-RESOURCE",
+			    "resource %s: %s", r->spec, kf_strerror(e));
+			return e;
 		}
-		say(&c, KF_LOG_INFO, "KF-DAEMON-STREAM",
+		say(d, KF_LOG_INFO, "KF-DAEMON-STREAM",
 		    "stream %s: %s%s%s/%s%s%s", r->stream, r->group,
 		    r->group[0] ? "/" : "", r->version, r->resource,
 		    r->ns ? " in namespace " : "", r->ns ? r->ns : "");
 	}
-	if ((e = kf_publisher_start(pub)) != KF_OK) {
-		say(&c, KF_LOG_ERR, "KF-DAEMON-PUBLISH", "publisher: %s",
+	if ((e = kf_publisher_start(d->pub)) != KF_OK) {
+		say(d, KF_LOG_ERR, "KF-DAEMON-PUBLISH", "publisher: %s",
 		    kf_strerror(e));
-		goto out;
+		return e;
 	}
-	say(&c, KF_LOG_NOTICE, "KF-DAEMON-READY",
-	    "publishing %zu stream(s) on %s, requests on %s", c.nres, c.listen,
-	    c.rep);
-	wait_for_end(&c, pub, &set);
-	log_stats(&c, pub);
-	rc = 0;
-out:
-	/* Watches first, so nothing feeds the stores; then the publisher
-	 * (its subscriptions), then the stores. */
-	for (size_t i = 0; i < c.nres; i++)
-		if (c.res[i].refl != NULL)
-			kf_reflector_stop(c.res[i].refl);
-	if (loop != NULL)
-		kf_loop_stop(loop);
-	kf_publisher_free(pub);
-	for (size_t i = 0; i < c.nres; i++) {
-		struct kd_res *r = &c.res[i];
+	if ((e = start_http(d, err, sizeof(err))) != KF_OK) {
+		say(d, KF_LOG_ERR, "KF-DAEMON-HTTP", "http: %s", err);
+		return e;
+	}
+	say(d, KF_LOG_NOTICE, "KF-DAEMON-READY",
+	    "publishing %zu stream(s) on %s, requests on %s, http %s",
+	    d->c.nres, d->c.listen, d->c.rep,
+	    d->httpd ? d->c.http ? d->c.http : KFI_HTTPD_DEFAULT_URL : "off");
+	wait_for_end(d, set);
+	log_stats(d);
+	return KF_OK;
+}
+
+/* Readiness off first (load balancers stop routing), then the watches, so
+ * nothing feeds the stores; the HTTP server (its collectors read the
+ * reflectors); the publisher (its subscriptions); the stores. */
+static void
+shutdown_all(struct kd *d)
+{
+	if (d->httpd != NULL)
+		kfi_httpd_set_stopping(d->httpd);
+	for (size_t i = 0; i < d->c.nres; i++)
+		if (d->c.res[i].refl != NULL)
+			kf_reflector_stop(d->c.res[i].refl);
+	if (d->loop != NULL)
+		kf_loop_stop(d->loop);
+	kfi_httpd_free(d->httpd);
+	kfi_metrics_free(d->metrics);
+	kf_publisher_free(d->pub);
+	for (size_t i = 0; i < d->c.nres; i++) {
+		struct kd_res *r = &d->c.res[i];
 
 		kf_reflector_free(r->refl);
 		if (r->st != NULL)
@@ -454,9 +562,54 @@ out:
 		if (r->w != NULL)
 			kf_writer_free(r->w);
 	}
-	kf_loop_free(loop);
-	kf_conn_free(conn);
-	say(&c, KF_LOG_NOTICE, "KF-DAEMON-EXIT", "stopped");
-	kd_cfg_fini(&c);
+	kf_loop_free(d->loop);
+	kf_conn_free(d->conn);
+}
+
+int
+main(int argc, char **argv)
+{
+	static struct kd d;
+	sigset_t set;
+	char err[1024] = "";
+	kf_err e;
+	int rc;
+
+	if (parse_args(argc, argv, &d.c) != 0)
+		return 2;
+	if ((e = open_log(&d, err, sizeof(err))) != KF_OK) {
+		fprintf(stderr, "kubefand: log: %s\n", err);
+		return 2;
+	}
+	if ((e = open_conn(&d, err, sizeof(err))) != KF_OK) {
+		say(&d, KF_LOG_ERR, "KF-DAEMON-CONN", "credentials: %s: %s",
+		    kf_strerror(e), err);
+		return d.c.check_only ? 2 : 1;
+	}
+	if (d.c.check_only) {
+		printf("kubefand: configuration is usable (%zu resource(s), "
+		       "API server %s)\n",
+		       d.c.nres, kf_conn_server(d.conn));
+		kf_conn_free(d.conn);
+		kd_cfg_fini(&d.c);
+		kfi_logsink_free(d.sink);
+		return 0;
+	}
+	kf_log_set_sink(kfi_logsink_write, d.sink, d.c.log_level);
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	say(&d, KF_LOG_INFO, "KF-DAEMON-START", "kubefand %s, API server %s",
+	    KF_VERSION_STRING, kf_conn_server(d.conn));
+
+	rc = run(&d, &set) == KF_OK ? 0 : 1;
+	shutdown_all(&d);
+	say(&d, KF_LOG_NOTICE, "KF-DAEMON-EXIT", "stopped");
+	kf_log_set_sink(NULL, NULL, 0);
+	kfi_logsink_free(d.sink);
+	kd_cfg_fini(&d.c);
 	return rc;
 }

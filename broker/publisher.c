@@ -120,8 +120,8 @@ struct kf_publisher {
 	struct snap snaps[PUB_MAX_SNAPS];
 	uint64_t next_snap_id;
 
-	_Atomic uint64_t messages, events, bytes, heartbeats, resets, lagged,
-	    send_errors, requests, bad_requests, nsnapshots;
+	_Atomic uint64_t messages, batches, events, bytes, heartbeats, resets,
+	    lagged, send_errors, requests, bad_requests, nsnapshots;
 };
 
 static uint64_t
@@ -262,6 +262,7 @@ kfi_pub_flush(struct kfi_pub_stream *s)
 	kfw_patch_u32(&s->full, s->count_off_full, s->batch_n);
 	kfw_patch_u32(&s->refs, s->count_off_refs, s->batch_n);
 	send_both(s);
+	atomic_fetch_add(&s->pub->batches, 1);
 	s->batch_n = 0;
 	free(s->batch_ns);
 	s->batch_ns = NULL;
@@ -1063,6 +1064,7 @@ kf_publisher_stats_get(kf_publisher *p, kf_publisher_stats *o)
 {
 	o->incarnation = p->incarnation;
 	o->messages = atomic_load(&p->messages);
+	o->batches = atomic_load(&p->batches);
 	o->events = atomic_load(&p->events);
 	o->bytes = atomic_load(&p->bytes);
 	o->heartbeats = atomic_load(&p->heartbeats);

@@ -48,6 +48,7 @@ typedef struct kf_publisher_opts {
 typedef struct kf_publisher_stats {
 	uint64_t incarnation;
 	uint64_t messages; /* PUB messages sent (all kinds) */
+	uint64_t batches;  /* EVENTS messages sent on the full feed */
 	uint64_t events;   /* event records numbered */
 	uint64_t bytes;	   /* PUB bytes sent on the full feed */
 	uint64_t heartbeats;

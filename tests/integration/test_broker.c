@@ -120,6 +120,8 @@ start_broker(struct tb *t, const char *batch_us)
 			"notice",
 			"--batch-us",
 			(char *)batch_us,
+			"--http",
+			"none",
 			NULL};
 
 	snprintf(res, sizeof(res), "configmaps,ns=%s,name=%s", t->ns,

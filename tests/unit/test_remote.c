@@ -639,7 +639,8 @@ over_transport(const char *scheme, const char *cert)
 	kf_remote *r;
 	kf_event ev;
 	char err[256];
-	int port = 20000 + (int)(getpid() % 20000);
+	/* Two ports per process: consecutive test processes never share. */
+	int port = 20000 + 2 * (int)(getpid() % 20000);
 
 	snprintf(pub_addr, sizeof(pub_addr), "%s://127.0.0.1:%d", scheme, port);
 	snprintf(rep_addr, sizeof(rep_addr), "%s://127.0.0.1:%d", scheme,
