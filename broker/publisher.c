@@ -616,6 +616,17 @@ snap_slot(kf_publisher *p)
 	return old;
 }
 
+static bool
+stream_synced(struct kfi_pub_stream *s)
+{
+	bool v;
+
+	pthread_mutex_lock(&s->mu);
+	v = s->synced;
+	pthread_mutex_unlock(&s->mu);
+	return v;
+}
+
 static void
 rep_snapshot(kf_publisher *p, const struct kfw_req *q, struct kfw_buf *b)
 {
@@ -633,14 +644,14 @@ rep_snapshot(kf_publisher *p, const struct kfw_req *q, struct kfw_buf *b)
 		put_snap_head(p, b, KFW_ST_NOTREADY, NULL);
 		goto empty;
 	}
-	sn = snap_slot(p);
-	pthread_mutex_lock(&s->mu);
-	if (!s->synced) {
-		pthread_mutex_unlock(&s->mu);
+	if (!stream_synced(s)) {
 		free(ns);
 		put_snap_head(p, b, KFW_ST_NOTREADY, NULL);
 		goto empty;
 	}
+	/* Once synced, a stream stays synced: the slot is not wasted. */
+	sn = snap_slot(p);
+	pthread_mutex_lock(&s->mu);
 	if (ns[0] == '\0')
 		e = kf_store_state(s->mr, &sn->st);
 	else

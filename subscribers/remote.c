@@ -570,6 +570,12 @@ on_message(kf_remote *r, nng_msg *msg)
 		r->retry_at = 0;
 		return;
 	}
+	if (r->state == RM_NEED_SNAP && m.hdr.type == KFW_RESET) {
+		/* A (restarted) broker has its state now: no need to wait
+		 * out the back-off of a "not ready" answer. */
+		r->retry_at = 0;
+		return;
+	}
 	if (r->silent && r->state == RM_LIVE && m.hdr.incarnation == r->inc) {
 		r->silent = false;
 		kf_writer_mark_fresh(r->mw);
