@@ -31,6 +31,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"sync"
@@ -133,7 +134,18 @@ func runFanout(args []string) {
 	events := fs.Int64("events", 100000, "watch events the server sends")
 	objects := fs.Int("objects", 100, "objects in the list")
 	timeout := fs.Int("timeout", 120, "seconds before giving up")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile here")
 	_ = fs.Parse(args)
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			fail("cpuprofile: %v", err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fail("cpuprofile: %v", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	if *kc == "" || *subs < 1 {
 		fail("fanout needs --kubeconfig and --subscribers >= 1")
 	}
