@@ -993,7 +993,11 @@ kfs_apply_live(struct kf_writer *w, const kf_event *ev)
 	uint64_t seq = kfs_head(w);
 	kf_err err = KF_OK;
 
-	atomic_store_explicit(&c->seq_started, seq + 1, memory_order_release);
+	atomic_store_explicit(&c->seq_started, seq + 1, memory_order_relaxed);
+	/* Pairs with the fence in kfi_store_snapshot_seq(): a reader that
+	 * saw this event's change (also a removal, which publishes nothing
+	 * it could acquire) then reads started > seq. */
+	atomic_thread_fence(memory_order_release);
 	if (ev->type == KF_EV_APPLY) {
 		nu = kfs_entry_new(ev->obj, seq);
 		if (nu == NULL)
@@ -1452,8 +1456,9 @@ kfi_store_snapshot_seq(kf_store *s, kf_state **out, uint64_t *head_before,
 
 	*head_before = atomic_load_explicit(&c->seq_done, memory_order_acquire);
 	err = kfs_snapshot(s, true, out);
+	atomic_thread_fence(memory_order_acquire);
 	*head_after =
-	    atomic_load_explicit(&c->seq_started, memory_order_acquire);
+	    atomic_load_explicit(&c->seq_started, memory_order_relaxed);
 	return err;
 }
 

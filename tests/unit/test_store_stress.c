@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "kubefan/store.h"
+#include "store_int.h"
 
 #if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
 #define DEFAULT_OBJECTS 5000
@@ -138,6 +139,26 @@ reader(void *arg)
 		if (rand_r(&seed) % 8 == 1) {
 			cr_assert_eq(kf_store_by_namespace(s, "g", &st), KF_OK);
 			g = check_state(sh, st, "by_namespace()");
+			cr_assert_geq(g, last);
+			last = g;
+			kf_state_free(st);
+		}
+
+		/* Sequence brackets: no entry is newer than `started`. */
+		if (rand_r(&seed) % 8 == 2) {
+			uint64_t before, after;
+
+			cr_assert_eq(
+			    kfi_store_snapshot_seq(s, &st, &before, &after),
+			    KF_OK);
+			cr_assert_leq(before, after);
+			for (size_t k = 0; k < kf_state_len(st); k++)
+				cr_assert_lt(
+				    kfi_state_seq_at(st, k), after,
+				    "entry seq %lu, started %lu",
+				    (unsigned long)kfi_state_seq_at(st, k),
+				    (unsigned long)after);
+			g = check_state(sh, st, "snapshot_seq()");
 			cr_assert_geq(g, last);
 			last = g;
 			kf_state_free(st);
