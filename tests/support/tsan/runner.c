@@ -3,7 +3,7 @@
  * one forked child per test (the parent never starts a thread or touches
  * nng, so forking is safe), a per-test deadline, and Criterion's synthesis
  * line at the end. Arguments: an optional substring of "suite/name" to run
- * only matching tests; flags Criterion takes (--jobs, -S) are ignored.
+ * only matching tests; flags Criterion takes (--jobs N, -S) are ignored.
  */
 #include <signal.h>
 #include <stdarg.h>
@@ -90,9 +90,13 @@ main(int argc, char **argv)
 	const char *only = NULL;
 	int n = 0, pass = 0, fail = 0, crash = 0;
 
-	for (int i = 1; i < argc; i++)
-		if (argv[i][0] != '-')
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--jobs") == 0 ||
+		    strcmp(argv[i], "-j") == 0)
+			i++; /* Criterion's flag and its value */
+		else if (argv[i][0] != '-')
 			only = argv[i];
+	}
 	for (struct kfs_test *t = tests; t != NULL; t = t->next) {
 		char id[256];
 		int st;

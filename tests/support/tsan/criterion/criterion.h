@@ -50,65 +50,64 @@ void kfs_fail(bool fatal, const char *file, int line, const char *expr,
 #define KFS_CAT_(a, b) a##b
 #define KFS_CAT(a, b)  KFS_CAT_(a, b)
 
-#define Test(suite, name, ...)                                                \
-	static void suite##_##name##_fn(void);                                \
-	static struct kfs_test suite##_##name##_t = {                         \
-		#suite, #name, suite##_##name##_fn, {__VA_ARGS__}, NULL};     \
-	__attribute__((constructor)) static void suite##_##name##_reg(void)   \
-	{                                                                     \
-		kfs_register(&suite##_##name##_t);                            \
-	}                                                                     \
+#define Test(suite, name, ...)                                                 \
+	static void suite##_##name##_fn(void);                                 \
+	static struct kfs_test suite##_##name##_t = {                          \
+	    #suite, #name, suite##_##name##_fn, {__VA_ARGS__}, NULL};          \
+	__attribute__((constructor)) static void suite##_##name##_reg(void)    \
+	{                                                                      \
+		kfs_register(&suite##_##name##_t);                             \
+	}                                                                      \
 	static void suite##_##name##_fn(void)
 
-#define TestSuite(suite, ...)                                                 \
-	static struct kfs_suite suite##_suite_s = {#suite, {__VA_ARGS__},     \
-						   NULL};                     \
-	__attribute__((constructor)) static void suite##_suite_reg(void)      \
-	{                                                                     \
-		kfs_register_suite(&suite##_suite_s);                         \
+#define TestSuite(suite, ...)                                                  \
+	static struct kfs_suite suite##_suite_s = {                            \
+	    #suite, {__VA_ARGS__}, NULL};                                      \
+	__attribute__((constructor)) static void suite##_suite_reg(void)       \
+	{                                                                      \
+		kfs_register_suite(&suite##_suite_s);                          \
 	}
 
 /* Criterion compares through typed temporaries and so never warns on a
  * signed/unsigned pair; the plain comparison here is told not to either. */
-#define KFS_CHECK(fatal, cond, expr, ...)                                     \
-	do {                                                                  \
-		_Pragma("GCC diagnostic push")                                \
-		_Pragma("GCC diagnostic ignored \"-Wsign-compare\"")        \
-		if (!(cond))                                                  \
-			kfs_fail((fatal), __FILE__, __LINE__, (expr),         \
-				 " " __VA_ARGS__);                             \
-		_Pragma("GCC diagnostic pop")                                 \
+#define KFS_CHECK(fatal, cond, expr, ...)                                      \
+	do {                                                                   \
+		_Pragma("GCC diagnostic push") _Pragma(                        \
+		    "GCC diagnostic ignored \"-Wsign-compare\"") if (!(cond))  \
+		    kfs_fail((fatal), __FILE__, __LINE__, (expr),              \
+			     " " __VA_ARGS__);                                 \
+		_Pragma("GCC diagnostic pop")                                  \
 	} while (0)
 
 #define cr_assert(c, ...)     KFS_CHECK(true, (c), #c, __VA_ARGS__)
 #define cr_assert_not(c, ...) KFS_CHECK(true, !(c), "!(" #c ")", __VA_ARGS__)
-#define cr_assert_eq(a, b, ...)                                               \
+#define cr_assert_eq(a, b, ...)                                                \
 	KFS_CHECK(true, (a) == (b), #a " == " #b, __VA_ARGS__)
-#define cr_assert_neq(a, b, ...)                                              \
+#define cr_assert_neq(a, b, ...)                                               \
 	KFS_CHECK(true, (a) != (b), #a " != " #b, __VA_ARGS__)
-#define cr_assert_lt(a, b, ...)                                               \
+#define cr_assert_lt(a, b, ...)                                                \
 	KFS_CHECK(true, (a) < (b), #a " < " #b, __VA_ARGS__)
-#define cr_assert_leq(a, b, ...)                                              \
+#define cr_assert_leq(a, b, ...)                                               \
 	KFS_CHECK(true, (a) <= (b), #a " <= " #b, __VA_ARGS__)
-#define cr_assert_gt(a, b, ...)                                               \
+#define cr_assert_gt(a, b, ...)                                                \
 	KFS_CHECK(true, (a) > (b), #a " > " #b, __VA_ARGS__)
-#define cr_assert_geq(a, b, ...)                                              \
+#define cr_assert_geq(a, b, ...)                                               \
 	KFS_CHECK(true, (a) >= (b), #a " >= " #b, __VA_ARGS__)
-#define cr_assert_null(p, ...)                                                \
+#define cr_assert_null(p, ...)                                                 \
 	KFS_CHECK(true, (p) == NULL, #p " == NULL", __VA_ARGS__)
-#define cr_assert_not_null(p, ...)                                            \
+#define cr_assert_not_null(p, ...)                                             \
 	KFS_CHECK(true, (p) != NULL, #p " != NULL", __VA_ARGS__)
-#define cr_assert_str_eq(a, b, ...)                                           \
+#define cr_assert_str_eq(a, b, ...)                                            \
 	KFS_CHECK(true, strcmp((a), (b)) == 0, #a " eq " #b, __VA_ARGS__)
-#define cr_assert_str_neq(a, b, ...)                                          \
+#define cr_assert_str_neq(a, b, ...)                                           \
 	KFS_CHECK(true, strcmp((a), (b)) != 0, #a " neq " #b, __VA_ARGS__)
 #define cr_assert_fail(...) KFS_CHECK(true, false, "fail", __VA_ARGS__)
-#define cr_fatal(...)       KFS_CHECK(true, false, "fatal", __VA_ARGS__)
+#define cr_fatal(...)	    KFS_CHECK(true, false, "fatal", __VA_ARGS__)
 
 #define cr_expect(c, ...) KFS_CHECK(false, (c), #c, __VA_ARGS__)
-#define cr_expect_eq(a, b, ...)                                               \
+#define cr_expect_eq(a, b, ...)                                                \
 	KFS_CHECK(false, (a) == (b), #a " == " #b, __VA_ARGS__)
-#define cr_expect_null(p, ...)                                                \
+#define cr_expect_null(p, ...)                                                 \
 	KFS_CHECK(false, (p) == NULL, #p " == NULL", __VA_ARGS__)
 
 #define cr_log_info(...) (fprintf(stderr, __VA_ARGS__), fputc('\n', stderr))
