@@ -70,14 +70,17 @@ void kfs_fail(bool fatal, const char *file, int line, const char *expr,
 
 /* Criterion compares through typed temporaries and so never warns on a
  * signed/unsigned pair; the plain comparison here is told not to either. */
-#define KFS_CHECK(fatal, cond, expr, ...)                                      \
-	do {                                                                   \
-		_Pragma("GCC diagnostic push") _Pragma(                        \
-		    "GCC diagnostic ignored \"-Wsign-compare\"") if (!(cond))  \
-		    kfs_fail((fatal), __FILE__, __LINE__, (expr),              \
-			     " " __VA_ARGS__);                                 \
-		_Pragma("GCC diagnostic pop")                                  \
+/* clang-format off */
+#define KFS_CHECK(fatal, cond, expr, ...)                                     \
+	do {                                                                  \
+		_Pragma("GCC diagnostic push")                                \
+		_Pragma("GCC diagnostic ignored \"-Wsign-compare\"")        \
+		if (!(cond))                                                  \
+			kfs_fail((fatal), __FILE__, __LINE__, (expr),         \
+				 " " __VA_ARGS__);                             \
+		_Pragma("GCC diagnostic pop")                                 \
 	} while (0)
+/* clang-format on */
 
 #define cr_assert(c, ...)     KFS_CHECK(true, (c), #c, __VA_ARGS__)
 #define cr_assert_not(c, ...) KFS_CHECK(true, !(c), "!(" #c ")", __VA_ARGS__)
