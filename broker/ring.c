@@ -44,13 +44,55 @@
  * difference as missed; the subscriber adds up consecutive lags until a
  * read succeeds, so the count is exact.
  *
- * Wake-ups. Blocking readers sleep on one futex word shared by the ring
- * (wake_gen); fd readers arm themselves on a list. After each publish the
- * producer issues a seq_cst fence and reads two counters; only if a
- * reader sleeps does it bump wake_gen and wake the futex (one system call
- * for all sleepers) or write the armed readers' eventfds (each once per
- * arming). A reader increments the counter, fences, and re-checks the
- * ring before sleeping, so a publish is never missed (Dekker pattern).
+ * Wake-ups. A publish must reach readers that sleep in
+ * kfi_ring_reader_wait() or poll their eventfd, and it must cost the
+ * producer O(1) system calls whatever the number of readers: waking n
+ * threads is O(n) kernel work even as one FUTEX_WAKE(INT_MAX) call.
+ *
+ * Each reader has one wake word `ws`, its own futex: IDLE (not listed),
+ * LISTED (on a list, nothing to do), FD (on a list, write its eventfd),
+ * SLEEP (on a list, its thread sleeps on ws), WAKING (a waker is handing
+ * it over). A reader about to sleep, or arming its fd, sets ws and, when
+ * it was IDLE, pushes itself on the ring's `listed` stack (lock-free
+ * push; the only removal is taking the whole stack, so no ABA). Then a
+ * seq_cst fence and a re-check of head: either it sees the event, or the
+ * producer, which fences after storing head and then loads `listed`,
+ * sees the node (Dekker). A listed node stays listed until the one thread
+ * that took its list releases it: every listed node is processed, and a
+ * reader that finds itself listed only changes ws.
+ *
+ * The producer's fast path is that load: an empty stack, no system call,
+ * no write to a shared line. Otherwise it takes the whole stack and hands
+ * it to the first sleeping reader of the list: it stores the rest of the
+ * list in that reader's `share`, moves its ws SLEEP -> WAKING and wakes
+ * that one futex. A woken reader (a relayer) hands half of its share to
+ * the next sleeper and the rest to the one after (a binary tree, log2 n
+ * rounds), releases non-sleeping nodes itself (LISTED: one CAS; FD: one
+ * eventfd write while the node is WAKING, so its fd stays open) and only
+ * then reads its own events. So a publish makes at most one wake-up
+ * system call and the n - 1 others are spread over the woken readers.
+ *
+ * Once per round. `nrelay` counts relayers that have not finished their
+ * share (a waker counts the reader it wakes before waking it). While it is
+ * non-zero the producer does not take the stack: it sets `wake_req`,
+ * re-reads nrelay and, still non-zero, returns without a system call. A
+ * relayer, when done, decrements nrelay, then reads wake_req and, if it
+ * can exchange it to 0, takes the stack and relays it. The two sides are
+ * a second Dekker pair (store; seq_cst; load), so a request is never left
+ * behind: either the producer sees nrelay == 0 and relays itself, or some
+ * counted relayer decrements after the producer's store and sees it.
+ *
+ * Spinning. Before listing itself a reader spins (pause, re-read head) for
+ * an adaptive number of turns, doubled when a spin found an event and
+ * halved when it did not, and only while fewer than (online CPUs - 1)
+ * readers spin, so spinners never crowd out the producer. A reader that
+ * keeps up thus usually never lists itself, and the producer sees an
+ * empty stack.
+ *
+ * A reader closed from another thread is woken by moving its ws SLEEP ->
+ * LISTED (so a FUTEX_WAIT about to start fails) and waking its futex.
+ * Freeing a reader waits until its node is released: it takes the stack
+ * itself, or yields while the relayer that holds it finishes.
  *
  * Blocking policy. Before overwriting event s - capacity the producer
  * checks, if any reader asked for KF_SUB_BLOCK, whether one of them is
@@ -61,6 +103,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <sched.h>
 #include <linux/futex.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -98,10 +141,15 @@ struct kfi_ring_reader {
 
 	/* Under ring->mu. */
 	bool attached;
-	bool armed;
 	int64_t deadline_ns; /* blocking: producer waits until then */
 	struct kfi_ring_reader *prev, *next;
-	struct kfi_ring_reader *armed_next;
+
+	/* Wake-ups (theory above). ws is the futex word; wnext and share
+	 * belong to whoever holds the list the node is on. */
+	_Alignas(64) _Atomic uint32_t ws;
+	struct kfi_ring_reader *wnext;
+	struct kfi_ring_reader *share;
+	uint32_t spin; /* adaptive spin turns (reader thread) */
 };
 
 struct kfi_ring {
@@ -115,13 +163,15 @@ struct kfi_ring {
 	size_t nretired;
 	size_t batch;
 
-	/* Shared flags the producer reads after each publish. */
-	_Alignas(64) _Atomic uint32_t wake_gen;
-	_Atomic int nwaiting;
-	_Atomic int
-	    need_wake; /* a futex sleeper registered since the last wake */
-	_Atomic int narmed;
-	_Atomic int nblocking;
+	/* The stack of listed readers: the producer loads it per publish. */
+	_Alignas(64) _Atomic(struct kfi_ring_reader *) listed;
+	/* Relayers at work, and the producer's request to them. */
+	_Alignas(64) _Atomic int nrelay;
+	_Atomic int wake_req;
+	_Atomic int nspin; /* readers spinning now */
+	int max_spin;	   /* readers allowed to spin at once */
+
+	_Alignas(64) _Atomic int nblocking;
 	_Atomic bool producer_waiting;
 	_Atomic bool closed;
 
@@ -129,7 +179,6 @@ struct kfi_ring {
 	pthread_cond_t space_cv;
 	struct kfi_ring_reader *readers; /* all attached readers */
 	size_t nreaders;
-	struct kfi_ring_reader *armed;
 	/* Scan scratch and kept objects, all with room for hz_cap readers. */
 	kf_object **hz;
 	bool *hz_claim;
@@ -138,7 +187,8 @@ struct kfi_ring {
 	size_t hz_cap;
 
 	_Atomic uint64_t st_held;
-	_Atomic uint64_t st_scans, st_block_waits, st_block_expiry, st_wakes;
+	_Atomic uint64_t st_scans, st_block_waits, st_block_expiry;
+	_Atomic uint64_t st_wakes, st_pub_wakes, st_deferred;
 };
 
 static int64_t
@@ -150,10 +200,36 @@ ring_now_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/* Wake states of a reader (theory above). */
+#define WS_IDLE	  0u
+#define WS_LISTED 1u
+#define WS_FD	  2u
+#define WS_SLEEP  3u
+#define WS_WAKING 4u
+
+#define RING_SPIN_MIN 16
+#define RING_SPIN_MAX 256
+
 static void
-ring_futex_wake_all(_Atomic uint32_t *word)
+ring_futex_wake(_Atomic uint32_t *word, int n)
 {
-	syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+	syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
+}
+
+static long
+ring_futex_wait(_Atomic uint32_t *word, uint32_t val, const struct timespec *ts)
+{
+	return syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, val, ts, NULL, 0);
+}
+
+static void
+ring_cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield");
+#endif
 }
 
 static void
@@ -188,6 +264,9 @@ kfi_ring_alloc(size_t capacity, struct kfi_ring **out)
 	r->mask = capacity - 1;
 	r->batch = capacity < 16 ? 16 : capacity;
 	r->hz_cap = 8;
+	r->max_spin = (int)sysconf(_SC_NPROCESSORS_ONLN) - 1;
+	if (r->max_spin < 0)
+		r->max_spin = 0;
 	r->slots = calloc(capacity, sizeof(*r->slots));
 	r->retired = calloc(r->batch, sizeof(*r->retired));
 	r->hz = calloc(r->hz_cap, sizeof(*r->hz));
@@ -372,33 +451,197 @@ ring_wait_blocking(struct kfi_ring *r, uint64_t need)
 					  memory_order_relaxed);
 }
 
+/* ---- wake-ups (see the theory block) ---- */
+
+static void
+ring_count(_Atomic uint64_t *c, uint64_t *mine, uint64_t n)
+{
+	atomic_fetch_add_explicit(c, n, memory_order_relaxed);
+	if (mine != NULL)
+		*mine += n;
+}
+
+/* Release or wake one listed node that the caller holds. A sleeping node
+ * is woken and takes over `share` (true); any other node is released here
+ * (false), its eventfd written first when it asked for that. *sys counts
+ * the system calls made. */
+static bool
+ring_wake_one(struct kfi_ring *r, struct kfi_ring_reader *n,
+	      struct kfi_ring_reader *share, uint64_t *sys)
+{
+	/* Bounded: the owner moves ws among LISTED, FD and SLEEP only a few
+	 * times per call of wait or arm; each failed CAS is one such move. */
+	for (;;) {
+		uint32_t s = atomic_load(&n->ws);
+
+		switch (s) {
+		case WS_SLEEP:
+			n->share = share;
+			atomic_fetch_add(&r->nrelay, 1); /* n's count */
+			if (atomic_compare_exchange_strong(&n->ws, &s,
+							   WS_WAKING)) {
+				ring_futex_wake(&n->ws, 1);
+				ring_count(&r->st_wakes, sys, 1);
+				return true;
+			}
+			/* We hold our own count, so nrelay stays > 0. */
+			atomic_fetch_sub(&r->nrelay, 1);
+			n->share = NULL;
+			break;
+		case WS_LISTED:
+			if (atomic_compare_exchange_strong(&n->ws, &s, WS_IDLE))
+				return false;
+			break;
+		case WS_FD:
+			if (!atomic_compare_exchange_strong(&n->ws, &s,
+							    WS_WAKING))
+				break;
+			ring_efd_signal(n->efd);
+			ring_count(&r->st_wakes, sys, 1);
+			atomic_store(&n->ws, WS_IDLE);
+			return false;
+		default:
+			/* IDLE or WAKING: not on a list (a bug). */
+			return false;
+		}
+	}
+}
+
+static bool
+ring_sleeps(struct kfi_ring_reader *n)
+{
+	return atomic_load_explicit(&n->ws, memory_order_relaxed) == WS_SLEEP;
+}
+
+/* Take every other node out of *l (O(length)). */
+static struct kfi_ring_reader *
+ring_split(struct kfi_ring_reader **l)
+{
+	struct kfi_ring_reader *half = NULL, **keep = l;
+
+	/* Bounded by the list's length. */
+	while (*keep != NULL) {
+		struct kfi_ring_reader *n = (*keep)->wnext;
+
+		if (n == NULL)
+			break;
+		(*keep)->wnext = n->wnext;
+		n->wnext = half;
+		half = n;
+		keep = &(*keep)->wnext;
+	}
+	return half;
+}
+
+static struct kfi_ring_reader *
+ring_concat(struct kfi_ring_reader *a, struct kfi_ring_reader *b)
+{
+	struct kfi_ring_reader **t = &a;
+
+	while (*t != NULL) /* bounded by a's length */
+		t = &(*t)->wnext;
+	*t = b;
+	return a;
+}
+
+/* Wake or release every node of l, which the caller holds, holding one
+ * nrelay count. At most `fanout` sleeping nodes are woken here, each
+ * taking over a part of the list together with the non-sleeping nodes
+ * met before it; only when no sleeper is left are nodes released here.
+ * So the producer (fanout 1) usually reads one node and makes one
+ * system call, whatever the list holds. */
+static void
+ring_relay(struct kfi_ring *r, struct kfi_ring_reader *l, int fanout,
+	   uint64_t *sys)
+{
+	struct kfi_ring_reader *defer = NULL;
+
+	/* Each turn hands over the rest of the list, or defers a node, or
+	 * (after a hand-over lost a race with that node's owner) puts the
+	 * share back: bounded by the list's length. */
+	while (l != NULL && fanout > 0) {
+		struct kfi_ring_reader *n = l, *share;
+
+		l = n->wnext;
+		if (!ring_sleeps(n)) {
+			n->wnext = defer;
+			defer = n;
+			continue;
+		}
+		share = fanout > 1 ? ring_split(&l) : l;
+		if (fanout == 1)
+			l = NULL;
+		share = ring_concat(defer, share);
+		defer = NULL;
+		if (ring_wake_one(r, n, share, sys)) {
+			fanout--;
+			continue;
+		}
+		l = ring_concat(share, l);
+	}
+	/* No sleeper left to take them. Bounded by the lists' lengths. */
+	l = ring_concat(defer, l);
+	while (l != NULL) {
+		struct kfi_ring_reader *n = l;
+
+		l = n->wnext;
+		ring_wake_one(r, n, NULL, sys);
+	}
+}
+
+/* Give back the caller's nrelay count. A request the producer left while
+ * relayers were at work is taken here: detach the stack and relay it. */
+static void
+ring_relay_exit(struct kfi_ring *r, uint64_t *sys)
+{
+	/* Each turn serves one request; a request needs a publish (or a
+	 * close or free) since the previous turn. */
+	for (;;) {
+		struct kfi_ring_reader *l;
+
+		atomic_fetch_sub(&r->nrelay, 1);
+		if (atomic_load(&r->wake_req) == 0 ||
+		    atomic_exchange(&r->wake_req, 0) == 0)
+			return;
+		atomic_fetch_add(&r->nrelay, 1);
+		l = atomic_exchange(&r->listed, NULL);
+		ring_relay(r, l, 2, sys);
+	}
+}
+
+/* Take the whole stack and relay it, as the producer (fanout 1: one
+ * wake-up system call at most) or on close/free (fanout 2). */
+static void
+ring_relay_stack(struct kfi_ring *r, int fanout, uint64_t *sys)
+{
+	struct kfi_ring_reader *l;
+
+	atomic_fetch_add(&r->nrelay, 1);
+	atomic_store(&r->wake_req, 0);
+	l = atomic_exchange(&r->listed, NULL);
+	ring_relay(r, l, fanout, sys);
+	ring_relay_exit(r, sys);
+}
+
+/* After a publish found the stack non-empty. */
 static void
 ring_wake(struct kfi_ring *r)
 {
-	/* One futex wake per round of sleepers, not one per publish: a
-	 * sleeper that registers after this exchange sets need_wake again
-	 * and re-checks the ring, or sees wake_gen changed. */
-	if (atomic_load(&r->need_wake) != 0 &&
-	    atomic_exchange(&r->need_wake, 0) != 0) {
-		atomic_fetch_add(&r->wake_gen, 1);
-		ring_futex_wake_all(&r->wake_gen);
-		atomic_fetch_add_explicit(&r->st_wakes, 1,
-					  memory_order_relaxed);
-	}
-	if (atomic_load(&r->narmed) > 0) {
-		pthread_mutex_lock(&r->mu);
-		/* Each armed reader is signalled once per arming. */
-		for (struct kfi_ring_reader *rd = r->armed; rd;
-		     rd = rd->armed_next) {
-			rd->armed = false;
-			ring_efd_signal(rd->efd);
-			atomic_fetch_add_explicit(&r->st_wakes, 1,
+	uint64_t sys = 0;
+
+	if (atomic_load(&r->nrelay) > 0) {
+		if (atomic_load(&r->wake_req) == 0)
+			atomic_store(&r->wake_req, 1);
+		if (atomic_load(&r->nrelay) > 0) {
+			atomic_fetch_add_explicit(&r->st_deferred, 1,
 						  memory_order_relaxed);
+			return; /* a relayer will take the stack */
 		}
-		r->armed = NULL;
-		atomic_store(&r->narmed, 0);
-		pthread_mutex_unlock(&r->mu);
 	}
+	ring_relay_stack(r, 1, &sys);
+	if (sys > 0)
+		atomic_fetch_add_explicit(&r->st_pub_wakes, sys,
+					  memory_order_relaxed);
 }
 
 void
@@ -430,9 +673,9 @@ kfi_ring_publish(struct kfi_ring *r, const kf_event *ev)
 			ring_scan(r);
 	}
 
+	/* Pairs with the fence a reader issues after listing itself. */
 	atomic_thread_fence(memory_order_seq_cst);
-	if (atomic_load_explicit(&r->need_wake, memory_order_relaxed) != 0 ||
-	    atomic_load_explicit(&r->narmed, memory_order_relaxed) > 0)
+	if (atomic_load_explicit(&r->listed, memory_order_relaxed) != NULL)
 		ring_wake(r);
 }
 
@@ -440,8 +683,8 @@ void
 kfi_ring_close(struct kfi_ring *r)
 {
 	atomic_store(&r->closed, true);
-	atomic_fetch_add(&r->wake_gen, 1);
-	ring_futex_wake_all(&r->wake_gen);
+	atomic_thread_fence(memory_order_seq_cst);
+	ring_relay_stack(r, 2, NULL);
 	pthread_mutex_lock(&r->mu);
 	for (struct kfi_ring_reader *rd = r->readers; rd; rd = rd->next)
 		ring_efd_signal(rd->efd);
@@ -457,6 +700,8 @@ kfi_ring_stats(struct kfi_ring *r, struct kfi_ring_stats *out)
 	out->block_waits = atomic_load(&r->st_block_waits);
 	out->block_expiry = atomic_load(&r->st_block_expiry);
 	out->wakes = atomic_load(&r->st_wakes);
+	out->publish_wakes = atomic_load(&r->st_pub_wakes);
+	out->deferred = atomic_load(&r->st_deferred);
 	out->held = atomic_load_explicit(&r->st_held, memory_order_relaxed);
 }
 
@@ -504,6 +749,7 @@ kfi_ring_reader_alloc(struct kfi_ring *r, const kf_sub_opts *opts,
 	rd->block_ms = opts != NULL && opts->block_timeout_ms > 0
 			   ? opts->block_timeout_ms
 			   : 1000;
+	rd->spin = RING_SPIN_MIN;
 	rd->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (rd->efd < 0) {
 		free(rd);
@@ -539,6 +785,7 @@ void
 kfi_ring_reader_close(struct kfi_ring_reader *rd)
 {
 	struct kfi_ring *r = rd->ring;
+	uint32_t s = WS_SLEEP;
 
 	pthread_mutex_lock(&r->mu);
 	if (rd->attached) {
@@ -550,15 +797,6 @@ kfi_ring_reader_close(struct kfi_ring_reader *rd)
 		if (rd->next != NULL)
 			rd->next->prev = rd->prev;
 		r->nreaders--;
-		if (rd->armed) {
-			struct kfi_ring_reader **pp = &r->armed;
-
-			while (*pp != rd)
-				pp = &(*pp)->armed_next;
-			*pp = rd->armed_next;
-			rd->armed = false;
-			atomic_fetch_sub(&r->narmed, 1);
-		}
 		if (rd->blocking)
 			atomic_fetch_sub(&r->nblocking, 1);
 		atomic_store(&rd->closed, true);
@@ -566,8 +804,11 @@ kfi_ring_reader_close(struct kfi_ring_reader *rd)
 	}
 	pthread_mutex_unlock(&r->mu);
 
-	atomic_fetch_add(&r->wake_gen, 1);
-	ring_futex_wake_all(&r->wake_gen);
+	/* After closed (seq_cst): a sleeper either sees it on its re-check
+	 * or is in SLEEP here; moving ws makes its FUTEX_WAIT fail or wakes
+	 * it. The node stays listed. */
+	if (atomic_compare_exchange_strong(&rd->ws, &s, WS_LISTED))
+		ring_futex_wake(&rd->ws, 1);
 	ring_efd_signal(rd->efd);
 }
 
@@ -583,6 +824,13 @@ kfi_ring_reader_free(struct kfi_ring_reader *rd)
 	if (rd == NULL)
 		return;
 	kfi_ring_reader_close(rd);
+	/* Wait until no list holds the node: take the stack, or let the
+	 * relayer that holds it finish (it is running ring code). */
+	while (atomic_load(&rd->ws) != WS_IDLE) {
+		ring_relay_stack(rd->ring, 2, NULL);
+		if (atomic_load(&rd->ws) != WS_IDLE)
+			sched_yield();
+	}
 	close(rd->efd);
 	free(rd);
 }
@@ -703,37 +951,130 @@ ring_reader_ready(struct kfi_ring_reader *rd)
 	return rd->cur < kfi_ring_head(rd->ring);
 }
 
+/* Spin a little while an event may be about to come, if few enough
+ * readers spin already. True when one came (or a close). */
+static bool
+ring_spin(struct kfi_ring_reader *rd)
+{
+	struct kfi_ring *r = rd->ring;
+	uint32_t i, limit = rd->spin;
+	bool got = false;
+
+	if (atomic_load_explicit(&r->nspin, memory_order_relaxed) >=
+	    r->max_spin)
+		return false;
+	if (atomic_fetch_add(&r->nspin, 1) >= r->max_spin) {
+		atomic_fetch_sub(&r->nspin, 1);
+		return false;
+	}
+	for (i = 0; i < limit && !got; i++) { /* bounded by limit */
+		ring_cpu_relax();
+		got = ring_reader_ready(rd) ||
+		      atomic_load_explicit(&rd->closed, memory_order_relaxed);
+	}
+	atomic_fetch_sub(&r->nspin, 1);
+	if (got)
+		rd->spin = i * 2 > RING_SPIN_MAX	? RING_SPIN_MAX
+			   : i * 2 < RING_SPIN_MIN ? RING_SPIN_MIN
+						   : i * 2;
+	else if (rd->spin / 2 >= RING_SPIN_MIN)
+		rd->spin /= 2;
+	return got;
+}
+
+/* Make ws `want` (SLEEP or FD) with the node on a list: pushed on the
+ * stack when it was IDLE. Reader thread. */
+static void
+ring_list(struct kfi_ring_reader *rd, uint32_t want)
+{
+	struct kfi_ring *r = rd->ring;
+
+	/* Bounded: a failed CAS means a waker released the node (then it
+	 * is pushed) or a closer moved it; WAKING lasts one eventfd write. */
+	for (;;) {
+		uint32_t s = atomic_load(&rd->ws);
+		struct kfi_ring_reader *top;
+
+		if (s == WS_WAKING) {
+			sched_yield();
+			continue;
+		}
+		if (s != WS_IDLE) {
+			if (s == want ||
+			    atomic_compare_exchange_strong(&rd->ws, &s, want))
+				return;
+			continue;
+		}
+		atomic_store(&rd->ws, want);
+		top = atomic_load(&r->listed);
+		do
+			rd->wnext = top;
+		while (!atomic_compare_exchange_weak(&r->listed, &top, rd));
+		return;
+	}
+}
+
+/* The reader was handed over a share of a list (ws is WAKING): take it,
+ * relay it, give back the count. */
+static void
+ring_take_share(struct kfi_ring_reader *rd)
+{
+	struct kfi_ring_reader *share = rd->share;
+
+	rd->share = NULL;
+	atomic_store(&rd->ws, WS_IDLE);
+	ring_relay(rd->ring, share, 2, NULL);
+	ring_relay_exit(rd->ring, NULL);
+}
+
+/* Leave SLEEP: back to LISTED, or take the share a waker handed over. */
+static void
+ring_unsleep(struct kfi_ring_reader *rd)
+{
+	/* Bounded: from SLEEP only a waker (WAKING) or a closer (LISTED)
+	 * moves ws. */
+	for (;;) {
+		uint32_t s = WS_SLEEP;
+
+		if (atomic_compare_exchange_strong(&rd->ws, &s, WS_LISTED))
+			return;
+		if (s == WS_WAKING) {
+			ring_take_share(rd);
+			return;
+		}
+		if (s != WS_SLEEP)
+			return; /* a closer moved it */
+	}
+}
+
 kf_err
 kfi_ring_reader_wait(struct kfi_ring_reader *rd, int64_t timeout_ms)
 {
-	struct kfi_ring *r = rd->ring;
 	struct timespec ts, *tsp = NULL;
-	uint32_t gen;
-	long rc;
+	long rc = 0;
+	int e = 0;
 
 	if (kfi_ring_reader_closed(rd))
 		return KF_ECLOSED;
 	if (timeout_ms == 0)
 		return ring_reader_ready(rd) ? KF_OK : KF_ETIMEDOUT;
-	gen = atomic_load(&r->wake_gen);
-	atomic_fetch_add(&r->nwaiting, 1);
-	atomic_store(&r->need_wake, 1);
-	atomic_thread_fence(memory_order_seq_cst);
-	if (ring_reader_ready(rd) || kfi_ring_reader_closed(rd)) {
-		atomic_fetch_sub(&r->nwaiting, 1);
+	if (ring_reader_ready(rd) || ring_spin(rd))
 		return kfi_ring_reader_closed(rd) ? KF_ECLOSED : KF_OK;
+	ring_list(rd, WS_SLEEP);
+	atomic_thread_fence(memory_order_seq_cst);
+	if (!ring_reader_ready(rd) && !kfi_ring_reader_closed(rd)) {
+		if (timeout_ms > 0) {
+			ts.tv_sec = timeout_ms / 1000;
+			ts.tv_nsec = (timeout_ms % 1000) * 1000000;
+			tsp = &ts;
+		}
+		rc = ring_futex_wait(&rd->ws, WS_SLEEP, tsp);
+		e = errno;
 	}
-	if (timeout_ms > 0) {
-		ts.tv_sec = timeout_ms / 1000;
-		ts.tv_nsec = (timeout_ms % 1000) * 1000000;
-		tsp = &ts;
-	}
-	rc = syscall(SYS_futex, &r->wake_gen, FUTEX_WAIT_PRIVATE, gen, tsp,
-		     NULL, 0);
-	atomic_fetch_sub(&r->nwaiting, 1);
+	ring_unsleep(rd);
 	if (kfi_ring_reader_closed(rd))
 		return KF_ECLOSED;
-	if (rc != 0 && errno == ETIMEDOUT && !ring_reader_ready(rd))
+	if (rc != 0 && e == ETIMEDOUT && !ring_reader_ready(rd))
 		return KF_ETIMEDOUT;
 	return KF_OK;
 }
@@ -747,20 +1088,12 @@ kfi_ring_reader_fd(const struct kfi_ring_reader *rd)
 void
 kfi_ring_reader_arm(struct kfi_ring_reader *rd)
 {
-	struct kfi_ring *r = rd->ring;
-
 	ring_efd_drain(rd->efd);
-	pthread_mutex_lock(&r->mu);
-	if (rd->attached && !rd->armed) {
-		rd->armed = true;
-		rd->armed_next = r->armed;
-		r->armed = rd;
-		atomic_fetch_add(&r->narmed, 1);
-	}
-	pthread_mutex_unlock(&r->mu);
+	if (!kfi_ring_reader_closed(rd))
+		ring_list(rd, WS_FD);
 	atomic_thread_fence(memory_order_seq_cst);
 	/* The caller reads again after arming; a publish that raced the
-	 * arming is then either seen or signals the fd. A closed reader's
+	 * arming is then either seen or writes the fd. A closed reader's
 	 * fd must stay readable. */
 	if (kfi_ring_reader_closed(rd))
 		ring_efd_signal(rd->efd);

@@ -60,7 +60,11 @@ struct kfi_ring_stats {
 	uint64_t scans;	       /* hazard scans (one per retire batch) */
 	uint64_t block_waits;  /* publishes that waited for a blocking reader */
 	uint64_t block_expiry; /* blocking readers given up on at a deadline */
-	uint64_t wakes;	       /* wake-ups sent to sleeping readers */
+	uint64_t wakes;	       /* wake-up system calls, by any thread */
+	/* Of those, made on the producer's thread inside publish: at most
+	 * one per publish, none while woken readers are still relaying. */
+	uint64_t publish_wakes;
+	uint64_t deferred; /* publishes that left the wake-up to a relayer */
 	/* Object references the ring holds now: filled slots, the retire
 	 * batch and kept objects. At most capacity + max(capacity, 16) +
 	 * the number of readers. */
@@ -106,11 +110,14 @@ void kfi_ring_reader_unpin(struct kfi_ring_reader *rd);
 
 /* Block until an event may be readable at pos, the reader or ring is
  * closed (KF_ECLOSED), or timeout_ms passes (KF_ETIMEDOUT; < 0 waits
- * forever). Spurious KF_OK returns are possible: read again. */
+ * forever). Spurious KF_OK returns are possible: read again. May spin
+ * briefly first, and a woken reader first passes the wake-up on to other
+ * sleeping readers (a few system calls) before it returns. */
 kf_err kfi_ring_reader_wait(struct kfi_ring_reader *rd, int64_t timeout_ms);
 
-/* An eventfd that the producer makes readable once after each
- * kfi_ring_reader_arm() when an event is published (or on close). */
+/* An eventfd that becomes readable once after each kfi_ring_reader_arm()
+ * when an event is published (or on close). The write is made by the
+ * producer or by a woken blocking reader, once per arming. */
 int kfi_ring_reader_fd(const struct kfi_ring_reader *rd);
 /* Drain the fd's counter and ask for a wake-up at the next publish. */
 void kfi_ring_reader_arm(struct kfi_ring_reader *rd);
