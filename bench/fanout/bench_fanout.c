@@ -278,7 +278,11 @@ main(int argc, char **argv)
 				kf_strerror(rc));
 			return 1;
 		}
-		pthread_create(&subs[i].thread, NULL, bf_read, &subs[i]);
+		if (pthread_create(&subs[i].thread, NULL, bf_read, &subs[i]) !=
+		    0) {
+			fprintf(stderr, "bench_fanout: thread %d failed\n", i);
+			return 1;
+		}
 	}
 
 	kf_watcher_opts_init(&wo);
