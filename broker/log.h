@@ -11,12 +11,12 @@
 
 bool kfi_log_enabled(int level);
 void kfi_log_emit(int level, const char *id, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
-#define kfi_log(level, id, ...)                                               \
-	do {                                                                  \
-		if (kfi_log_enabled(level))                                   \
-			kfi_log_emit((level), (id), __VA_ARGS__);             \
+#define kfi_log(level, id, ...)                                                \
+	do {                                                                   \
+		if (kfi_log_enabled(level))                                    \
+			kfi_log_emit((level), (id), __VA_ARGS__);              \
 	} while (0)
 
 #endif

@@ -42,7 +42,7 @@ enum kf_event_flags {
 typedef struct kf_event {
 	kf_event_type type;
 	unsigned flags;
-	kf_object *obj;  /* borrowed; NULL for INIT, INIT_DONE, LAGGED */
+	kf_object *obj;	 /* borrowed; NULL for INIT, INIT_DONE, LAGGED */
 	uint64_t missed; /* KF_EV_LAGGED only */
 } kf_event;
 

@@ -32,7 +32,7 @@ typedef struct kf_objref {
 	const char *kind;
 	const char *namespace_; /* "" for cluster-scoped */
 	const char *name;
-	const char *uid;              /* extra: not part of identity */
+	const char *uid;	      /* extra: not part of identity */
 	const char *resource_version; /* extra: not part of identity */
 } kf_objref;
 
@@ -64,10 +64,9 @@ KF_API int64_t kf_object_generation(const kf_object *obj);
  * pair in the server's order. */
 KF_API const char *kf_object_label(const kf_object *obj, const char *key);
 KF_API size_t kf_object_label_count(const kf_object *obj);
-KF_API void kf_object_label_at(const kf_object *obj, size_t i,
-			       const char **key, const char **value);
-KF_API const char *kf_object_annotation(const kf_object *obj,
-					const char *key);
+KF_API void kf_object_label_at(const kf_object *obj, size_t i, const char **key,
+			       const char **value);
+KF_API const char *kf_object_annotation(const kf_object *obj, const char *key);
 KF_API size_t kf_object_annotation_count(const kf_object *obj);
 KF_API void kf_object_annotation_at(const kf_object *obj, size_t i,
 				    const char **key, const char **value);

@@ -92,18 +92,17 @@ KF_API kf_err kf_store_state(kf_store *s, kf_state **out);
 /* The object with ref's identity: KF_OK and a new reference in *out (the
  * caller unrefs it), KF_ENOTFOUND, or KF_ENOTREADY before the first sync
  * (and while stale: then *out is still filled when found). */
-KF_API kf_err kf_store_get(kf_store *s, const kf_objref *ref,
-			   kf_object **out);
+KF_API kf_err kf_store_get(kf_store *s, const kf_objref *ref, kf_object **out);
 
 /* Index look-ups, as snapshots. `index` is "namespace", "label" (key is
  * "name=value") or a name given to kf_writer_add_index(). KF_EINVAL for an
  * unknown index. */
-KF_API kf_err kf_store_by_index(kf_store *s, const char *index,
-				const char *key, kf_state **out);
+KF_API kf_err kf_store_by_index(kf_store *s, const char *index, const char *key,
+				kf_state **out);
 KF_API kf_err kf_store_by_namespace(kf_store *s, const char *ns,
 				    kf_state **out);
-KF_API kf_err kf_store_by_label(kf_store *s, const char *key,
-				const char *value, kf_state **out);
+KF_API kf_err kf_store_by_label(kf_store *s, const char *key, const char *value,
+				kf_state **out);
 
 /* Number of objects in the current contents. */
 KF_API size_t kf_store_len(kf_store *s);

@@ -40,8 +40,8 @@ collect(char *p, size_t size, size_t n, void *arg)
 }
 
 void
-kt_request(const char *method, const char *path, const char *body,
-	   long max_ms, struct kt_resp *out)
+kt_request(const char *method, const char *path, const char *body, long max_ms,
+	   struct kt_resp *out)
 {
 	char url[2048], auth[512];
 	struct curl_slist *h = NULL;
@@ -50,8 +50,7 @@ kt_request(const char *method, const char *path, const char *body,
 
 	memset(out, 0, sizeof(*out));
 	out->status = -1;
-	snprintf(url, sizeof(url), "%s%s", kt_env("KUBEFAN_TEST_SERVER"),
-		 path);
+	snprintf(url, sizeof(url), "%s%s", kt_env("KUBEFAN_TEST_SERVER"), path);
 	snprintf(auth, sizeof(auth), "Authorization: Bearer %s",
 		 kt_env("KUBEFAN_TEST_TOKEN"));
 	h = curl_slist_append(h, auth);
@@ -160,8 +159,8 @@ kt_configmap_delete(const char *ns, const char *name)
 	struct kt_resp r;
 	long status;
 
-	snprintf(path, sizeof(path), "/api/v1/namespaces/%s/configmaps/%s",
-		 ns, name);
+	snprintf(path, sizeof(path), "/api/v1/namespaces/%s/configmaps/%s", ns,
+		 name);
 	kt_request("DELETE", path, NULL, 0, &r);
 	status = r.status;
 	kt_resp_fini(&r);

@@ -10,7 +10,8 @@
 Test(err, every_code_has_its_own_text)
 {
 	for (int a = 0; a < KF_ERR_COUNT; a++) {
-		cr_assert_str_neq(kf_strerror(a), "unknown error", "code %d", a);
+		cr_assert_str_neq(kf_strerror(a), "unknown error", "code %d",
+				  a);
 		for (int b = a + 1; b < KF_ERR_COUNT; b++)
 			cr_assert_str_neq(kf_strerror(a), kf_strerror(b));
 	}
