@@ -37,6 +37,7 @@ static struct {
 	long objects;
 	size_t capacity;
 	int timeout_s;
+	bool block; /* KF_SUB_BLOCK instead of the default KF_SUB_DROP */
 } opt = {
     .subscribers = 1,
     .events = 100000,
@@ -59,6 +60,7 @@ typedef struct bf_sub {
 	long long frame_max_seq; /* newest event folded into a state frame */
 	long long first_apply_seq;
 	long long gaps; /* APPLY seq jumps not explained by a frame or lag */
+	long long dups; /* APPLY seqs at or below one already seen */
 	long long last_seq;
 	bool done;
 } bf_sub;
@@ -119,8 +121,10 @@ bf_read(void *arg)
 			if (s->first_apply_seq < 0)
 				s->first_apply_seq = seq;
 			if (s->last_seq != BF_SEQ_UNKNOWN &&
-			    seq != s->last_seq + 1)
+			    seq > s->last_seq + 1)
 				s->gaps++;
+			if (s->last_seq != BF_SEQ_UNKNOWN && seq <= s->last_seq)
+				s->dups++;
 			s->last_seq = seq;
 		}
 		if (ev.type == KF_EV_APPLY && s->nlat < (size_t)opt.events) {
@@ -160,7 +164,7 @@ bf_usage(void)
 {
 	fprintf(stderr, "usage: bench_fanout --kubeconfig PATH "
 			"[--subscribers N] [--events M] [--objects K] "
-			"[--capacity C] [--timeout S]\n");
+			"[--capacity C] [--timeout S] [--policy drop|block]\n");
 	exit(2);
 }
 
@@ -184,6 +188,8 @@ bf_args(int argc, char **argv)
 			opt.capacity = (size_t)atol(v);
 		else if (strcmp(argv[i], "--timeout") == 0)
 			opt.timeout_s = atoi(v);
+		else if (strcmp(argv[i], "--policy") == 0)
+			opt.block = strcmp(v, "block") == 0;
 		else
 			bf_usage();
 	}
@@ -195,7 +201,7 @@ static void
 bf_report(bf_sub *subs)
 {
 	uint64_t first = UINT64_MAX, last = 0, missed = 0, delivered = 0;
-	long long gaps = 0, folded = 0;
+	long long gaps = 0, dups = 0, folded = 0;
 	size_t total = 0, off = 0;
 	int complete = 0;
 	uint64_t *all;
@@ -210,6 +216,7 @@ bf_report(bf_sub *subs)
 		complete += s->done;
 		missed += s->missed;
 		gaps += s->gaps;
+		dups += s->dups;
 		folded += s->first_apply_seq > 0 ? s->first_apply_seq : 0;
 		delivered += s->nlat;
 		if (s->first_sent_ns < first)
@@ -223,16 +230,19 @@ bf_report(bf_sub *subs)
 		qsort(all, total, sizeof(*all), bf_cmp);
 	secs = last > first ? (double)(last - first) / 1e9 : 0;
 	rate = secs > 0 ? (double)opt.events / secs : 0;
-	printf("RESULT {\"bench\":\"fanout\",\"impl\":\"kubefan\","
+	printf("RESULT {\"bench\":\"fanout\",\"impl\":\"%s\","
 	       "\"subscribers\":%d,\"events\":%ld,\"objects\":%ld,"
 	       "\"buffer\":%zu,\"complete_subscribers\":%d,"
 	       "\"delivered\":%" PRIu64 ",\"missed\":%" PRIu64 ","
-	       "\"in_first_frame\":%lld,\"gaps\":%lld,"
+	       "\"in_first_frame\":%lld,\"gaps\":%lld,\"dups\":%lld,"
+	       "\"delivered_per_sec_total\":%.0f,"
 	       "\"seconds\":%.4f,\"events_per_sec_per_sub\":%.0f,"
 	       "\"events_per_sec_total\":%.0f,\"p50_us\":%.1f,"
 	       "\"p99_us\":%.1f}\n",
-	       opt.subscribers, opt.events, opt.objects, opt.capacity, complete,
-	       delivered, missed, folded, gaps, secs, rate,
+	       opt.block ? "kubefan-block" : "kubefan", opt.subscribers,
+	       opt.events, opt.objects, opt.capacity, complete, delivered,
+	       missed, folded, gaps, dups,
+	       secs > 0 ? (double)delivered / secs : 0, secs, rate,
 	       rate * opt.subscribers, all ? bf_pct_us(all, total, 0.50) : 0,
 	       all ? bf_pct_us(all, total, 0.99) : 0);
 	free(all);
@@ -249,12 +259,17 @@ main(int argc, char **argv)
 	kf_watcher *w = NULL;
 	kf_reflector *refl = NULL;
 	kf_watcher_opts wo;
+	kf_sub_opts so = {.policy = KF_SUB_DROP};
 	bf_sub *subs;
 	uint64_t deadline;
 	int complete = 0;
 	kf_err rc;
 
 	bf_args(argc, argv);
+	if (opt.block) {
+		so.policy = KF_SUB_BLOCK;
+		so.block_timeout_ms = 10000;
+	}
 	subs = calloc((size_t)opt.subscribers, sizeof(*subs));
 	rc = kf_conn_from_kubeconfig(opt.kubeconfig, NULL, errbuf,
 				     sizeof(errbuf), &conn);
@@ -272,7 +287,7 @@ main(int argc, char **argv)
 	for (int i = 0; i < opt.subscribers; i++) {
 		subs[i].deadline_ns = deadline;
 		subs[i].lat_ns = malloc((size_t)opt.events * sizeof(uint64_t));
-		rc = kf_store_subscribe(reader, NULL, &subs[i].sub);
+		rc = kf_store_subscribe(reader, &so, &subs[i].sub);
 		if (rc != KF_OK || subs[i].lat_ns == NULL) {
 			fprintf(stderr, "bench_fanout: subscribe: %s\n",
 				kf_strerror(rc));
