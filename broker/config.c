@@ -13,6 +13,11 @@
 #include "config.h"
 #include "kubefan/log.h"
 
+/* The longest time any millisecond or microsecond setting may take. */
+#define KD_MAX_MS 3600000ul
+/* The largest ring (slots per stream). */
+#define KD_MAX_RING (1ul << 24)
+
 void
 kd_set(char **slot, const char *v)
 {
@@ -74,6 +79,30 @@ kd_log_level(const char *name)
 	return -1;
 }
 
+int
+kd_parse_uint(const char *field, const char *s, int base, unsigned long max,
+	      unsigned long *out, char *err, size_t len)
+{
+	char *end;
+
+	errno = 0;
+	*out = strtoul(s, &end, base);
+	if (errno != 0 || end == s || *end != '\0' || s[0] == '-' ||
+	    s[0] == '+' || s[0] == ' ') {
+		snprintf(err, len, "%s \"%.200s\": expected a%s number", field,
+			 s, base == 8 ? "n octal" : " whole");
+		return -1;
+	}
+	if (*out > max) {
+		snprintf(err, len,
+			 base == 8 ? "%s \"%.200s\": at most 0%lo"
+				   : "%s \"%.200s\": at most %lu",
+			 field, s, max);
+		return -1;
+	}
+	return 0;
+}
+
 /* resource, version/resource or group/version/resource. */
 static int
 res_set_path(struct kd_res *r, const char *path)
@@ -100,25 +129,36 @@ res_set_path(struct kd_res *r, const char *path)
 	return r->version[0] && r->resource[0] ? 0 : -1;
 }
 
-/* One option of a resource; 0, or -1 for an unknown key or value. */
+/* One option of a resource: 0; -1 for an unknown key; -2 for a bad value,
+ * with the reason in *why. */
 static int
-res_set_opt(struct kd_res *r, const char *key, const char *val)
+res_set_opt(struct kd_res *r, const char *key, const char *val,
+	    const char **why)
 {
-	if (strcmp(key, "ns") == 0 || strcmp(key, "namespace") == 0)
+	if (strcmp(key, "ns") == 0 || strcmp(key, "namespace") == 0) {
 		kd_set(&r->ns, val);
-	else if (strcmp(key, "labels") == 0)
+	} else if (strcmp(key, "labels") == 0) {
 		kd_set(&r->labels, val);
-	else if (strcmp(key, "fields") == 0)
+	} else if (strcmp(key, "fields") == 0) {
 		kd_set(&r->fields, val);
-	else if (strcmp(key, "name") == 0)
+	} else if (strcmp(key, "name") == 0) {
+		if (val[0] == '\0') {
+			*why = "the stream id must not be empty";
+			return -2;
+		}
 		kd_set(&r->stream, val);
-	else if (strcmp(key, "transform") == 0 &&
-		 strcmp(val, "strip-managed-fields") == 0)
-		r->strip = true;
-	else if (strcmp(key, "transform") == 0 && strcmp(val, "none") == 0)
-		r->strip = false;
-	else
+	} else if (strcmp(key, "transform") == 0) {
+		if (strcmp(val, "strip-managed-fields") == 0) {
+			r->strip = true;
+		} else if (strcmp(val, "none") == 0) {
+			r->strip = false;
+		} else {
+			*why = "expected strip-managed-fields or none";
+			return -2;
+		}
+	} else {
 		return -1;
+	}
 	return 0;
 }
 
@@ -157,6 +197,8 @@ kd_cfg_add_resource_spec(struct kd_cfg *c, const char *spec, char *err,
 {
 	struct kd_res *r = new_res(c, spec, err, len);
 	char *copy, *save = NULL, *tok;
+	const char *why = "";
+	int rc;
 
 	if (r == NULL)
 		return -1;
@@ -181,10 +223,16 @@ kd_cfg_add_resource_spec(struct kd_cfg *c, const char *spec, char *err,
 			goto bad;
 		}
 		*eq++ = '\0';
-		if (res_set_opt(r, tok, eq) != 0) {
+		rc = res_set_opt(r, tok, eq, &why);
+		if (rc == -1) {
 			snprintf(err, len,
 				 "--resource %s: unknown option %s=%s", spec,
 				 tok, eq);
+			goto bad;
+		}
+		if (rc != 0) {
+			snprintf(err, len, "--resource %s: %s=\"%s\": %s", spec,
+				 tok, eq, why);
 			goto bad;
 		}
 	}
@@ -207,6 +255,29 @@ struct yload {
 	size_t len;
 };
 
+static const char *
+yscalar(yaml_node_t *n)
+{
+	return n != NULL && n->type == YAML_SCALAR_NODE
+		   ? (const char *)n->data.scalar.value
+		   : NULL;
+}
+
+/* "path:line: key: \"value\": what", for a bad value. */
+static int
+yfail_v(struct yload *y, yaml_node_t *n, const char *what, const char *key)
+{
+	const char *v = yscalar(n);
+
+	if (v == NULL)
+		v = n != NULL && n->type == YAML_SEQUENCE_NODE	? "[...]"
+		    : n != NULL && n->type == YAML_MAPPING_NODE ? "{...}"
+								: "";
+	snprintf(y->err, y->len, "%s:%zu: %s: \"%.200s\": %s", y->path,
+		 n ? n->start_mark.line + 1 : 0, key, v, what);
+	return -1;
+}
+
 static int
 yfail(struct yload *y, yaml_node_t *n, const char *what, const char *key)
 {
@@ -214,14 +285,6 @@ yfail(struct yload *y, yaml_node_t *n, const char *what, const char *key)
 		 n ? n->start_mark.line + 1 : 0, key ? key : "",
 		 key ? ": " : "", what);
 	return -1;
-}
-
-static const char *
-yscalar(yaml_node_t *n)
-{
-	return n != NULL && n->type == YAML_SCALAR_NODE
-		   ? (const char *)n->data.scalar.value
-		   : NULL;
 }
 
 static int
@@ -232,11 +295,14 @@ yuint(struct yload *y, yaml_node_t *n, const char *key, int base,
 	char *end;
 
 	if (s == NULL)
-		return yfail(y, n, "expected a number", key);
+		return yfail_v(y, n, "expected a number", key);
 	errno = 0;
 	*out = strtoul(s, &end, base);
 	if (errno != 0 || end == s || *end != '\0' || s[0] == '-')
-		return yfail(y, n, "expected a non-negative number", key);
+		return yfail_v(y, n,
+			       base == 8 ? "expected an octal number"
+					 : "expected a non-negative number",
+			       key);
 	return 0;
 }
 
@@ -250,51 +316,64 @@ ybool(struct yload *y, yaml_node_t *n, const char *key, bool *out)
 	else if (s != NULL && strcmp(s, "false") == 0)
 		*out = false;
 	else
-		return yfail(y, n, "expected true or false", key);
+		return yfail_v(y, n, "expected true or false", key);
 	return 0;
 }
 
 static int
-yresource(struct yload *y, struct kd_cfg *c, yaml_node_t *n)
+yresource(struct yload *y, struct kd_cfg *c, yaml_node_t *n, size_t idx)
 {
 	yaml_node_pair_t *p;
 	struct kd_res *r;
-	const char *path = NULL;
+	yaml_node_t *pathn = NULL;
+	const char *path;
+	char key[64];
 
+	snprintf(key, sizeof(key), "resources[%zu]", idx);
 	if (n->type != YAML_MAPPING_NODE)
-		return yfail(y, n, "each resource is a mapping", "resources");
+		return yfail(y, n, "each resource is a mapping", key);
 	for (p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top;
 	     p++) {
 		const char *k = yscalar(yaml_document_get_node(y->doc, p->key));
 
 		if (k != NULL && strcmp(k, "resource") == 0)
-			path =
-			    yscalar(yaml_document_get_node(y->doc, p->value));
+			pathn = yaml_document_get_node(y->doc, p->value);
 	}
+	if (pathn == NULL)
+		return yfail(y, n, "a resource needs `resource:`", key);
+	snprintf(key, sizeof(key), "resources[%zu].resource", idx);
+	path = yscalar(pathn);
 	if (path == NULL)
-		return yfail(y, n, "a resource needs `resource:`", "resources");
+		return yfail_v(y, pathn, "expected a string", key);
 	r = new_res(c, path, y->err, y->len);
 	if (r == NULL)
 		return -1;
 	if (res_set_path(r, path) != 0) {
 		res_fini(r);
-		return yfail(y, n,
-			     "expected resource, version/resource or "
-			     "group/version/resource",
-			     "resource");
+		return yfail_v(y, pathn,
+			       "expected resource, version/resource or "
+			       "group/version/resource",
+			       key);
 	}
 	for (p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top;
 	     p++) {
 		yaml_node_t *kn = yaml_document_get_node(y->doc, p->key);
 		yaml_node_t *vn = yaml_document_get_node(y->doc, p->value);
 		const char *k = yscalar(kn), *v = yscalar(vn);
+		const char *why = "expected a string";
+		int rc;
 
 		if (k != NULL && strcmp(k, "resource") == 0)
 			continue;
-		if (k == NULL || v == NULL || res_set_opt(r, k, v) != 0) {
+		snprintf(key, sizeof(key), "resources[%zu].%.32s", idx,
+			 k ? k : "?");
+		rc = k == NULL	 ? -1
+		     : v == NULL ? -2
+				 : res_set_opt(r, k, v, &why);
+		if (rc != 0) {
 			res_fini(r);
-			return yfail(y, kn, "unknown key or bad value",
-				     k ? k : "?");
+			return rc == -1 ? yfail(y, kn, "unknown key", key)
+					: yfail_v(y, vn, why, key);
 		}
 	}
 	res_default_stream(r);
@@ -316,14 +395,16 @@ ykey(struct yload *y, struct kd_cfg *c, const char *k, yaml_node_t *v)
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		if (strcmp(k, names[i]) != 0)
 			continue;
-		if (yscalar(v) == NULL)
-			return yfail(y, v, "expected a string", k);
+		if (yscalar(v) == NULL || yscalar(v)[0] == '\0')
+			return yfail_v(y, v, "expected a non-empty string", k);
 		kd_set(strs[i], yscalar(v));
 		return 0;
 	}
 	if (strcmp(k, "ipcMode") == 0) {
-		if (yuint(y, v, k, 8, &u) != 0 || u > 0777)
-			return yfail(y, v, "expected an octal mode", k);
+		if (yuint(y, v, k, 8, &u) != 0)
+			return -1;
+		if (u > 0777)
+			return yfail_v(y, v, "expected a mode up to 0777", k);
 		c->ipc_mode = (int)u;
 	} else if (strcmp(k, "allowRemote") == 0) {
 		return ybool(y, v, k, &c->allow_remote);
@@ -332,35 +413,45 @@ ykey(struct yload *y, struct kd_cfg *c, const char *k, yaml_node_t *v)
 			return -1;
 		c->ring_capacity = u;
 	} else if (strcmp(k, "batchMicros") == 0) {
-		if (yuint(y, v, k, 10, &u) != 0)
-			return -1;
+		if (yuint(y, v, k, 10, &u) != 0 || u > KD_MAX_MS)
+			return yfail_v(y, v, "expected 0 to 3600000", k);
 		c->batch_us = (unsigned)u;
 	} else if (strcmp(k, "heartbeatMs") == 0) {
-		if (yuint(y, v, k, 10, &u) != 0 || u == 0)
-			return yfail(y, v, "expected a positive number", k);
+		if (yuint(y, v, k, 10, &u) != 0 || u == 0 || u > KD_MAX_MS)
+			return yfail_v(y, v, "expected 1 to 3600000", k);
 		c->heartbeat_ms = (unsigned)u;
+	} else if (strcmp(k, "backoffMaxMs") == 0) {
+		if (yuint(y, v, k, 10, &u) != 0 || u == 0 || u > KD_MAX_MS)
+			return yfail_v(y, v, "expected 1 to 3600000", k);
+		c->backoff_max_ms = (unsigned)u;
+	} else if (strcmp(k, "staleAfterFailures") == 0) {
+		if (yuint(y, v, k, 10, &u) != 0 || u == 0 || u > 1000)
+			return yfail_v(y, v, "expected 1 to 1000", k);
+		c->stale_after_failures = (unsigned)u;
 	} else if (strcmp(k, "logFormat") == 0) {
 		const char *s = yscalar(v);
 
 		if (s == NULL || (strcmp(s, "json") && strcmp(s, "text")))
-			return yfail(y, v, "expected text or json", k);
+			return yfail_v(y, v, "expected text or json", k);
 		c->log_json = strcmp(s, "json") == 0;
 	} else if (strcmp(k, "logLevel") == 0) {
 		const char *s = yscalar(v);
 
 		if (s == NULL || kd_log_level(s) < 0)
-			return yfail(y, v,
-				     "expected err, warning, notice, info or "
-				     "debug",
-				     k);
+			return yfail_v(y, v,
+				       "expected err, warning, notice, info or "
+				       "debug",
+				       k);
 		c->log_level = kd_log_level(s);
 	} else if (strcmp(k, "resources") == 0) {
 		if (v->type != YAML_SEQUENCE_NODE)
-			return yfail(y, v, "expected a list", k);
+			return yfail_v(y, v, "expected a list", k);
 		for (yaml_node_item_t *it = v->data.sequence.items.start;
 		     it < v->data.sequence.items.top; it++)
-			if (yresource(y, c,
-				      yaml_document_get_node(y->doc, *it)) != 0)
+			if (yresource(
+				y, c, yaml_document_get_node(y->doc, *it),
+				(size_t)(it - v->data.sequence.items.start)) !=
+			    0)
 				return -1;
 	} else {
 		return yfail(y, v, "unknown key", k);
@@ -442,9 +533,45 @@ derive_rep(const char *pub)
 	return NULL;
 }
 
+/* A listen address: ipc://PATH, tcp://HOST:PORT or tls+tcp://HOST:PORT.
+ * NULL when fine, else why not. */
+static const char *
+addr_problem(const char *a, bool tls_cert)
+{
+	const char *hp;
+
+	if (strncmp(a, "ipc://", 6) == 0)
+		return a[6] == '\0' ? "the ipc path is empty" : NULL;
+	if (strncmp(a, "tcp://", 6) == 0)
+		hp = a + 6;
+	else if (strncmp(a, "tls+tcp://", 10) == 0)
+		hp = a + 10;
+	else
+		return "expected ipc://, tcp:// or tls+tcp://";
+	if (strrchr(hp, ':') == NULL || strrchr(hp, ':')[1] == '\0')
+		return "expected HOST:PORT after the scheme";
+	if (hp != a + 6 && !tls_cert)
+		return "tls+tcp:// needs tlsCert (--tls-cert)";
+	return NULL;
+}
+
+static int
+check_addr(const char *key, const char *flag, const char *a, bool tls_cert,
+	   char *err, size_t len)
+{
+	const char *why = a != NULL ? addr_problem(a, tls_cert) : NULL;
+
+	if (why == NULL)
+		return 0;
+	snprintf(err, len, "%s (%s) \"%s\": %s", key, flag, a, why);
+	return -1;
+}
+
 int
 kd_cfg_finish(struct kd_cfg *c, char *err, size_t len)
 {
+	bool cert = c->tls_cert_key != NULL;
+
 	if (c->nres == 0) {
 		snprintf(err, len,
 			 "no resource configured (--resource or "
@@ -455,25 +582,52 @@ kd_cfg_finish(struct kd_cfg *c, char *err, size_t len)
 		for (size_t j = 0; j < i; j++)
 			if (strcmp(c->res[i].stream, c->res[j].stream) == 0) {
 				snprintf(err, len,
-					 "two resources use the stream id %s; "
-					 "give one a name=",
+					 "resources %s and %s: two resources "
+					 "use the stream id \"%s\"; give one "
+					 "a name",
+					 c->res[j].spec, c->res[i].spec,
 					 c->res[i].stream);
 				return -1;
 			}
-	if (c->ring_capacity < 2 ||
+	if (c->ring_capacity < 2 || c->ring_capacity > KD_MAX_RING ||
 	    (c->ring_capacity & (c->ring_capacity - 1)) != 0) {
 		snprintf(err, len,
-			 "ring capacity %zu is not a power of two "
-			 ">= 2",
-			 c->ring_capacity);
+			 "ringCapacity (--ring-capacity) %zu: expected a "
+			 "power of two from 2 to %lu",
+			 c->ring_capacity, KD_MAX_RING);
+		return -1;
+	}
+	if (c->heartbeat_ms == 0) {
+		snprintf(err, len,
+			 "heartbeatMs (--heartbeat-ms) 0: expected 1 to "
+			 "%lu",
+			 KD_MAX_MS);
+		return -1;
+	}
+	if (check_addr("listen", "--listen", c->listen, cert, err, len) != 0 ||
+	    check_addr("refs", "--refs", c->refs, cert, err, len) != 0 ||
+	    check_addr("rep", "--rep", c->rep, cert, err, len) != 0)
+		return -1;
+	if (c->http != NULL && strcmp(c->http, "none") != 0 &&
+	    strncmp(c->http, "http://", 7) != 0) {
+		snprintf(err, len,
+			 "http (--http) \"%s\": expected http://HOST:PORT or "
+			 "none",
+			 c->http);
+		return -1;
+	}
+	if (c->log_dest != NULL && c->log_dest[0] == '\0') {
+		snprintf(err, len,
+			 "logDest (--log-dest) \"\": expected stderr, "
+			 "syslog or a file path");
 		return -1;
 	}
 	if (c->rep == NULL) {
 		c->rep = derive_rep(c->listen);
 		if (c->rep == NULL) {
 			snprintf(err, len,
-				 "cannot derive the REP address from %s; set "
-				 "it",
+				 "rep (--rep): cannot be derived from listen "
+				 "\"%s\"; set it",
 				 c->listen);
 			return -1;
 		}

@@ -39,6 +39,8 @@ struct kd_cfg {
 	size_t ring_capacity;
 	unsigned batch_us;
 	unsigned heartbeat_ms;
+	unsigned backoff_max_ms;       /* 0: the watcher's default */
+	unsigned stale_after_failures; /* 0: the watcher's default */
 	bool log_json;
 	int log_level;
 	double duration;
@@ -59,8 +61,17 @@ int kd_cfg_add_resource_spec(struct kd_cfg *c, const char *spec, char *err,
 /* Read a YAML configuration file into c (see docs/broker.md). */
 int kd_cfg_load_file(struct kd_cfg *c, const char *path, char *err, size_t len);
 
-/* Checks after everything was read; derives rep from listen if unset. */
+/* Checks after everything was read (ring capacity, addresses and their
+ * schemes, the TLS certificate a tls+tcp:// address needs, the HTTP URL,
+ * unique stream ids); derives rep from listen if unset. Each error names
+ * the key and its flag, and the value. */
 int kd_cfg_finish(struct kd_cfg *c, char *err, size_t len);
+
+/* A whole non-negative number in `base` (8 or 10), at most max, for
+ * `field` (a flag like "--ring-capacity" or a key); the error names the
+ * field and the value. */
+int kd_parse_uint(const char *field, const char *s, int base, unsigned long max,
+		  unsigned long *out, char *err, size_t len);
 
 /* "err", "warning", ... to a KF_LOG_* level; -1 when unknown. */
 int kd_log_level(const char *name);

@@ -12,6 +12,7 @@
  * file) with those signals blocked everywhere else.
  */
 #include <getopt.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -28,6 +29,7 @@
 #include "kubefan/publisher.h"
 #include "kubefan/reflector.h"
 #include "kubefan/store.h"
+#include "kubefan/subscriber.h"
 #include "kubefan/watcher.h"
 #include "logsink.h"
 #include "metrics.h"
@@ -99,6 +101,13 @@ usage(FILE *f)
 	    "  --batch-us N          longest batching delay (default 2000; 0 "
 	    "disables)\n"
 	    "  --heartbeat-ms N      heartbeat interval (default 1000)\n"
+	    "  --backoff-max-ms N    longest wait between retries of a "
+	    "failing watch\n"
+	    "                        (default 30000)\n"
+	    "  --stale-after-failures N\n"
+	    "                        failed requests in a row before a "
+	    "resource is\n"
+	    "                        reported not ready (default 3)\n"
 	    "  --http ADDR           /metrics, /healthz, /readyz (default "
 	    "http://127.0.0.1:9090;\n"
 	    "                        none disables)\n"
@@ -110,6 +119,28 @@ usage(FILE *f)
 	    "  --duration SECONDS    exit after this long (default: run until "
 	    "SIGTERM)\n",
 	    f);
+}
+
+/* A numeric flag's value (optarg); the message names flag and value. */
+static int
+flag_uint(const char *flag, int base, unsigned long max, unsigned long *out)
+{
+	char err[512];
+
+	if (kd_parse_uint(flag, optarg, base, max, out, err, sizeof(err)) == 0)
+		return 0;
+	fprintf(stderr, "kubefand: %s\n", err);
+	return -1;
+}
+
+static int
+flag_positive(const char *flag, unsigned long u)
+{
+	if (u > 0)
+		return 0;
+	fprintf(stderr, "kubefand: %s \"%s\": expected 1 or more\n", flag,
+		optarg);
+	return -1;
 }
 
 static int
@@ -128,6 +159,8 @@ parse_args(int argc, char **argv, struct kd_cfg *c)
 		O_RING,
 		O_BATCH,
 		O_HB,
+		O_BACKOFF_MAX,
+		O_STALE_AFTER,
 		O_HTTP,
 		O_LOG_DEST,
 		O_LOG_FORMAT,
@@ -150,6 +183,8 @@ parse_args(int argc, char **argv, struct kd_cfg *c)
 	    {"ring-capacity", required_argument, NULL, O_RING},
 	    {"batch-us", required_argument, NULL, O_BATCH},
 	    {"heartbeat-ms", required_argument, NULL, O_HB},
+	    {"backoff-max-ms", required_argument, NULL, O_BACKOFF_MAX},
+	    {"stale-after-failures", required_argument, NULL, O_STALE_AFTER},
 	    {"http", required_argument, NULL, O_HTTP},
 	    {"log-dest", required_argument, NULL, O_LOG_DEST},
 	    {"log-format", required_argument, NULL, O_LOG_FORMAT},
@@ -161,6 +196,7 @@ parse_args(int argc, char **argv, struct kd_cfg *c)
 	    {NULL, 0, NULL, 0},
 	};
 	char err[512];
+	unsigned long u;
 	int opt;
 
 	kd_cfg_defaults(c);
@@ -197,7 +233,9 @@ parse_args(int argc, char **argv, struct kd_cfg *c)
 			kd_set(&c->rep, optarg);
 			break;
 		case O_IPC_MODE:
-			c->ipc_mode = (int)strtol(optarg, NULL, 8);
+			if (flag_uint("--ipc-mode", 8, 0777, &u) != 0)
+				return -1;
+			c->ipc_mode = (int)u;
 			break;
 		case O_ALLOW_REMOTE:
 			c->allow_remote = true;
@@ -206,13 +244,34 @@ parse_args(int argc, char **argv, struct kd_cfg *c)
 			kd_set(&c->tls_cert_key, optarg);
 			break;
 		case O_RING:
-			c->ring_capacity = strtoul(optarg, NULL, 10);
+			if (flag_uint("--ring-capacity", 10, ULONG_MAX, &u) !=
+			    0)
+				return -1;
+			c->ring_capacity = u;
 			break;
 		case O_BATCH:
-			c->batch_us = (unsigned)strtoul(optarg, NULL, 10);
+			if (flag_uint("--batch-us", 10, 3600000, &u) != 0)
+				return -1;
+			c->batch_us = (unsigned)u;
 			break;
 		case O_HB:
-			c->heartbeat_ms = (unsigned)strtoul(optarg, NULL, 10);
+			if (flag_uint("--heartbeat-ms", 10, 3600000, &u) != 0)
+				return -1;
+			c->heartbeat_ms = (unsigned)u;
+			break;
+		case O_BACKOFF_MAX:
+			if (flag_uint("--backoff-max-ms", 10, 3600000, &u) !=
+				0 ||
+			    flag_positive("--backoff-max-ms", u) != 0)
+				return -1;
+			c->backoff_max_ms = (unsigned)u;
+			break;
+		case O_STALE_AFTER:
+			if (flag_uint("--stale-after-failures", 10, 1000, &u) !=
+				0 ||
+			    flag_positive("--stale-after-failures", u) != 0)
+				return -1;
+			c->stale_after_failures = (unsigned)u;
 			break;
 		case O_HTTP:
 			kd_set(&c->http, optarg);
@@ -223,8 +282,10 @@ parse_args(int argc, char **argv, struct kd_cfg *c)
 		case O_LOG_FORMAT:
 			if (strcmp(optarg, "json") != 0 &&
 			    strcmp(optarg, "text") != 0) {
-				fprintf(stderr, "kubefand: --log-format is "
-						"text or json\n");
+				fprintf(stderr,
+					"kubefand: --log-format \"%s\": "
+					"expected text or json\n",
+					optarg);
 				return -1;
 			}
 			c->log_json = strcmp(optarg, "json") == 0;
@@ -233,14 +294,27 @@ parse_args(int argc, char **argv, struct kd_cfg *c)
 			c->log_level = kd_log_level(optarg);
 			if (c->log_level < 0) {
 				fprintf(stderr,
-					"kubefand: unknown log level %s\n",
+					"kubefand: --log-level \"%s\": "
+					"expected err, warning, notice, info "
+					"or debug\n",
 					optarg);
 				return -1;
 			}
 			break;
-		case O_DURATION:
-			c->duration = strtod(optarg, NULL);
+		case O_DURATION: {
+			char *end;
+
+			c->duration = strtod(optarg, &end);
+			if (end == optarg || *end != '\0' ||
+			    !(c->duration >= 0)) {
+				fprintf(stderr,
+					"kubefand: --duration \"%s\": "
+					"expected seconds, 0 or more\n",
+					optarg);
+				return -1;
+			}
 			break;
+		}
 		case O_CONFIG:
 			break; /* read above */
 		case O_CHECK:
@@ -303,6 +377,8 @@ start_resource(struct kd *d, struct kd_res *r)
 	wo.namespace_ = r->ns;
 	wo.label_selector = r->labels;
 	wo.field_selector = r->fields;
+	wo.backoff_max_ms = d->c.backoff_max_ms;
+	wo.stale_after_failures = d->c.stale_after_failures;
 	if (r->strip)
 		wo.transform = kf_transform_strip_managed_fields;
 	e = kf_watcher_alloc(d->conn, &wo, &w);
@@ -318,6 +394,60 @@ start_resource(struct kd *d, struct kd_res *r)
 
 /* ---- operations: metrics and readiness ---- */
 
+/* Monotonic milliseconds, the clock of kf_watcher_stats.last_event_ms. */
+static uint64_t
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* One resource: its watcher, its store and the store's ring. The ring's
+ * only reader in kubefand is the publisher's feed of the stream, so the
+ * slowest lag is the feed's lag. */
+static void
+collect_resource(struct kd *d, size_t i, kfi_mw *w)
+{
+	struct kd_res *r = &d->c.res[i];
+	struct kfi_resource_sample rs = {0};
+	struct kfi_ring_sample ring = {0};
+	kf_watcher_stats ws;
+	kf_ring_stats rst;
+	kf_sub_stats fs;
+	bool feed;
+
+	kf_watcher_stats_get(kf_reflector_watcher(r->refl), &ws);
+	kfi_mw_watcher(w, r->stream, &ws);
+	rs.objects = kf_store_len(r->st);
+	rs.ready = kf_store_is_ready(r->st);
+	rs.last_event_age_s = -1;
+	if (ws.last_event_ms != 0) {
+		uint64_t now = mono_ms();
+
+		rs.last_event_age_s =
+		    now > ws.last_event_ms
+			? (double)(now - ws.last_event_ms) / 1e3
+			: 0;
+	}
+	rs.last_list_s =
+	    ws.last_list_us != 0 ? (double)ws.last_list_us / 1e6 : -1;
+	kfi_mw_resource(w, r->stream, &rs);
+	/* The publisher's streams are added in configuration order. */
+	feed = d->pub != NULL &&
+	       kf_publisher_stream_feed_stats(d->pub, i, &fs) == KF_OK;
+	if (kf_store_ring_stats(r->st, &rst) == KF_OK) {
+		ring.capacity = rst.capacity;
+		ring.head = rst.head;
+		ring.published = rst.head;
+		ring.slowest_lag = feed ? fs.lag : 0;
+		kfi_mw_ring(w, r->stream, &ring);
+	}
+	if (feed)
+		kfi_mw_subscriber(w, r->stream, "publisher", &fs);
+}
+
 static void
 collect(void *arg, kfi_mw *w)
 {
@@ -325,21 +455,9 @@ collect(void *arg, kfi_mw *w)
 	kf_publisher_stats ps;
 
 	kfi_mw_build_info(w);
-	for (size_t i = 0; i < d->c.nres; i++) {
-		struct kd_res *r = &d->c.res[i];
-		struct kfi_resource_sample rs = {0};
-		kf_watcher_stats ws;
-
-		if (r->refl == NULL)
-			continue;
-		kf_watcher_stats_get(kf_reflector_watcher(r->refl), &ws);
-		kfi_mw_watcher(w, r->stream, &ws);
-		rs.objects = kf_store_len(r->st);
-		rs.ready = kf_store_is_ready(r->st);
-		rs.last_event_age_s = -1;
-		rs.last_list_s = -1;
-		kfi_mw_resource(w, r->stream, &rs);
-	}
+	for (size_t i = 0; i < d->c.nres; i++)
+		if (d->c.res[i].refl != NULL)
+			collect_resource(d, i, w);
 	if (d->pub == NULL)
 		return;
 	kf_publisher_stats_get(d->pub, &ps);
@@ -566,6 +684,25 @@ shutdown_all(struct kd *d)
 	kf_conn_free(d->conn);
 }
 
+/* --check-config: the HTTP address as the server would take it, without
+ * binding it. */
+static kf_err
+check_http(const struct kd_cfg *c, char *err, size_t len)
+{
+	struct kfi_httpd_opts ho = {0};
+	kfi_httpd *h;
+	kf_err e;
+
+	if (c->http != NULL && strcmp(c->http, "none") == 0)
+		return KF_OK;
+	ho.url = c->http;
+	ho.allow_remote = c->allow_remote;
+	e = kfi_httpd_alloc(&ho, err, len, &h);
+	if (e == KF_OK)
+		kfi_httpd_free(h);
+	return e;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -585,6 +722,13 @@ main(int argc, char **argv)
 		say(&d, KF_LOG_ERR, "KF-DAEMON-CONN", "credentials: %s: %s",
 		    kf_strerror(e), err);
 		return d.c.check_only ? 2 : 1;
+	}
+	if (d.c.check_only && check_http(&d.c, err, sizeof(err)) != KF_OK) {
+		fprintf(stderr, "kubefand: http (--http): %s\n", err);
+		kf_conn_free(d.conn);
+		kd_cfg_fini(&d.c);
+		kfi_logsink_free(d.sink);
+		return 2;
 	}
 	if (d.c.check_only) {
 		printf("kubefand: configuration is usable (%zu resource(s), "

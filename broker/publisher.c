@@ -1135,3 +1135,14 @@ kf_publisher_stream_stats_get(kf_publisher *p, size_t i,
 	kfi_pub_stream_stats_get(s, out);
 	return s->name;
 }
+
+kf_err
+kf_publisher_stream_feed_stats(kf_publisher *p, size_t i, kf_sub_stats *out)
+{
+	struct kfi_pub_stream *s = kfi_pub_stream_at(p, i);
+
+	if (s == NULL || s->sub == NULL || out == NULL)
+		return KF_EINVAL;
+	kf_subscriber_stats(s->sub, out);
+	return KF_OK;
+}

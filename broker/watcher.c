@@ -102,6 +102,7 @@ struct kf_watcher {
 	unsigned fails;	    /* failures in a row */
 	unsigned backwards; /* lists refused in a row as older */
 	int64_t healthy_since;
+	int64_t list_start_us; /* first request of the list in progress */
 	int64_t next_at;
 	uint64_t rng;
 
@@ -131,6 +132,15 @@ struct kf_watcher {
 	char pub_rv[KFI_RV_MAX];
 	kf_watcher_stats st;
 };
+
+static int64_t
+w_now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
 
 int64_t
 kfi_now_ms(void)
@@ -353,6 +363,12 @@ w_list_done(kf_watcher *w, const char *rv, int64_t now)
 		w->newest[0] = '\0';
 	}
 	w->backwards = 0;
+	if (w->list_start_us != 0) {
+		int64_t us = w_now_us() - w->list_start_us;
+
+		__atomic_store_n(&w->st.last_list_us, us > 0 ? (uint64_t)us : 1,
+				 __ATOMIC_RELAXED);
+	}
 	w_emit(w, KF_EV_INIT, 0, NULL);
 	for (size_t i = 0; i < w->nitems; i++)
 		w_emit(w, KF_EV_INIT_APPLY, 0, w->items[i]);
@@ -367,6 +383,15 @@ w_list_done(kf_watcher *w, const char *rv, int64_t now)
 }
 
 /* ---- the stream ---- */
+
+/* For the age of the last event: the time its chunk arrived (no clock
+ * read per line). */
+static void
+w_event_seen(kf_watcher *w)
+{
+	__atomic_store_n(&w->st.last_event_ms, (uint64_t)w->last_rx,
+			 __ATOMIC_RELAXED);
+}
 
 static int
 w_line(void *arg, const char *line, size_t len)
@@ -407,6 +432,7 @@ w_line(void *arg, const char *line, size_t len)
 			ST_ADD(w, modified, 1);
 		else
 			ST_ADD(w, deleted, 1);
+		w_event_seen(w);
 		w->req_events++;
 		if (w->phase == PH_STREAM && !w->stream_done) {
 			if (w_keep_item(w, ev.obj) != KF_OK) {
@@ -423,6 +449,7 @@ w_line(void *arg, const char *line, size_t len)
 		break;
 	case KFI_W_BOOKMARK:
 		ST_ADD(w, bookmarks, 1);
+		w_event_seen(w);
 		w->req_events++;
 		if (w->phase == PH_STREAM && !w->stream_done) {
 			if (!ev.initial_events_end)
@@ -763,6 +790,7 @@ w_begin(kf_watcher *w, CURLM *m, int64_t now)
 			if (__atomic_fetch_add(&w->st.lists, 1,
 					       __ATOMIC_RELAXED) > 0)
 				ST_ADD(w, relists, 1);
+			w->list_start_us = w_now_us();
 		}
 		if (ph == PH_PAGE)
 			ST_ADD(w, list_pages, 1);

@@ -25,6 +25,7 @@
 #include "err.h"
 #include "export.h"
 #include "store.h"
+#include "subscriber.h"
 
 typedef struct kf_publisher kf_publisher;
 
@@ -86,5 +87,12 @@ KF_API size_t kf_publisher_stream_count(kf_publisher *p);
 KF_API const char *
 kf_publisher_stream_stats_get(kf_publisher *p, size_t i,
 			      kf_publisher_stream_stats *out);
+
+/* The counters of the i-th stream's own subscription to its source store
+ * (what feeds the stream). KF_EINVAL for i out of range or a stream with
+ * no source store, or before kf_publisher_start(). Any thread once
+ * kf_publisher_start() has returned. */
+KF_API kf_err kf_publisher_stream_feed_stats(kf_publisher *p, size_t i,
+					     kf_sub_stats *out);
 
 #endif

@@ -95,4 +95,14 @@ KF_API void kf_subscriber_free(kf_subscriber *sub);
 /* Counters; any thread. */
 KF_API void kf_subscriber_stats(kf_subscriber *sub, kf_sub_stats *out);
 
+/* A shared store's ring, for monitoring. */
+typedef struct kf_ring_stats {
+	uint64_t capacity; /* slots */
+	uint64_t head;	   /* sequence number of the newest event, which is
+			    * also the number published; 0 before the first */
+} kf_ring_stats;
+
+/* Any thread, never blocks. KF_EINVAL for a store without a ring. */
+KF_API kf_err kf_store_ring_stats(kf_store *s, kf_ring_stats *out);
+
 #endif

@@ -148,6 +148,13 @@ typedef struct kf_watcher_stats {
 	uint64_t transport_errors; /* curl failures, idle deadlines */
 	uint64_t retries;	   /* waits before a retry */
 	uint64_t idle_timeouts;	   /* requests dropped by the idle deadline */
+	/* When the last ADDED, MODIFIED, DELETED or BOOKMARK line arrived
+	 * (initial events of a streaming list included), in milliseconds of
+	 * CLOCK_MONOTONIC; 0 before the first. */
+	uint64_t last_event_ms;
+	/* How long the last complete list took, from its first request to
+	 * its last byte, in microseconds (at least 1); 0 before the first. */
+	uint64_t last_list_us;
 } kf_watcher_stats;
 
 KF_API void kf_watcher_stats_get(kf_watcher *w, kf_watcher_stats *out);

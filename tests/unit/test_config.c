@@ -134,12 +134,236 @@ Test(config, errors_name_the_file_line_and_key)
 	kd_cfg_add_resource_spec(&c, "pods", err, sizeof(err));
 	kd_cfg_add_resource_spec(&c, "v1/pods", err, sizeof(err));
 	cr_assert_neq(kd_cfg_finish(&c, err, sizeof(err)), 0);
-	cr_assert(strstr(err, "stream id pods") != NULL, "%s", err);
+	cr_assert(strstr(err, "stream id \"pods\"") != NULL, "%s", err);
 	kd_cfg_fini(&c);
 	kd_cfg_defaults(&c);
 	kd_cfg_add_resource_spec(&c, "pods", err, sizeof(err));
 	c.ring_capacity = 1000;
 	cr_assert_neq(kd_cfg_finish(&c, err, sizeof(err)), 0);
+	cr_assert(strstr(err, "ringCapacity (--ring-capacity) 1000:") != NULL,
+		  "%s", err);
 	kd_cfg_fini(&c);
 	unlink(path);
+}
+
+/* Load text as a file into fresh defaults; the error, or "" when it
+ * loaded. */
+static const char *
+load_err(const char *text)
+{
+	static char err[512];
+	struct kd_cfg c;
+	char *path = write_tmp(text);
+
+	err[0] = '\0';
+	kd_cfg_defaults(&c);
+	if (kd_cfg_load_file(&c, path, err, sizeof(err)) == 0)
+		err[0] = '\0';
+	kd_cfg_fini(&c);
+	unlink(path);
+	return err;
+}
+
+Test(config, a_bad_value_in_the_file_is_named_with_its_key_and_line)
+{
+	static const struct {
+		const char *yaml, *want;
+	} cases[] = {
+	    {"ringCapacity: lots\n", ":1: ringCapacity: \"lots\": expected"},
+	    {"listen: x\nheartbeatMs: 0\n",
+	     ":2: heartbeatMs: \"0\": expected 1 to 3600000"},
+	    {"ipcMode: \"0999\"\n", "ipcMode: \"0999\": expected an octal"},
+	    {"ipcMode: \"1777\"\n", "ipcMode: \"1777\": expected a mode"},
+	    {"allowRemote: yes\n",
+	     "allowRemote: \"yes\": expected true or false"},
+	    {"logLevel: loud\n", "logLevel: \"loud\": expected err"},
+	    {"logFormat: xml\n", "logFormat: \"xml\": expected text or json"},
+	    {"backoffMaxMs: -1\n", "backoffMaxMs: \"-1\":"},
+	    {"staleAfterFailures: 0\n", "staleAfterFailures: \"0\":"},
+	    {"listen: \"\"\n", "listen: \"\": expected a non-empty string"},
+	    {"resources: configmaps\n",
+	     "resources: \"configmaps\": expected a list"},
+	    {"resources:\n  - resource: pods\n    transform: gzip\n",
+	     ":3: resources[0].transform: \"gzip\": expected "
+	     "strip-managed-fields or none"},
+	    {"resources:\n  - resource: pods\n  - resource: a/b/c/d\n",
+	     ":3: resources[1].resource: \"a/b/c/d\": expected resource"},
+	    {"resources:\n  - resource: pods\n    name: \"\"\n",
+	     "resources[0].name: \"\": the stream id must not be empty"},
+	    {"resources:\n  - resource: pods\n    colour: red\n",
+	     ":3: resources[0].colour: unknown key"},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *err = load_err(cases[i].yaml);
+
+		cr_assert(strstr(err, cases[i].want) != NULL,
+			  "case %zu: %s\nwant: %s", i, err, cases[i].want);
+	}
+	cr_assert_str_eq(load_err("backoffMaxMs: 2000\n"
+				  "staleAfterFailures: 2\n"),
+			 "");
+}
+
+Test(config, the_file_sets_the_watch_retry_settings)
+{
+	struct kd_cfg c;
+	char err[256] = "";
+	char *path = write_tmp("backoffMaxMs: 2000\nstaleAfterFailures: 2\n");
+
+	kd_cfg_defaults(&c);
+	cr_assert_eq(c.backoff_max_ms, 0);
+	cr_assert_eq(kd_cfg_load_file(&c, path, err, sizeof(err)), 0, "%s",
+		     err);
+	cr_assert_eq(c.backoff_max_ms, 2000);
+	cr_assert_eq(c.stale_after_failures, 2);
+	kd_cfg_fini(&c);
+	unlink(path);
+}
+
+Test(config, an_empty_stream_id_flag_is_refused)
+{
+	struct kd_cfg c;
+	char err[256] = "";
+
+	kd_cfg_defaults(&c);
+	cr_assert_neq(
+	    kd_cfg_add_resource_spec(&c, "configmaps,name=", err, sizeof(err)),
+	    0);
+	cr_assert(strstr(err, "name=\"\": the stream id must not be empty") !=
+		      NULL,
+		  "%s", err);
+	cr_assert_neq(kd_cfg_add_resource_spec(&c, "pods,transform=zip", err,
+					       sizeof(err)),
+		      0);
+	cr_assert(strstr(err, "transform=\"zip\": expected") != NULL, "%s",
+		  err);
+	cr_assert_eq(c.nres, 0);
+	kd_cfg_fini(&c);
+}
+
+/* kd_cfg_finish on defaults plus one resource and one change. */
+static const char *
+finish_err(void (*change)(struct kd_cfg *c))
+{
+	static char err[512];
+	struct kd_cfg c;
+
+	err[0] = '\0';
+	kd_cfg_defaults(&c);
+	cr_assert_eq(kd_cfg_add_resource_spec(&c, "pods", err, sizeof(err)), 0);
+	change(&c);
+	if (kd_cfg_finish(&c, err, sizeof(err)) == 0)
+		err[0] = '\0';
+	kd_cfg_fini(&c);
+	return err;
+}
+
+static void
+ch_listen_scheme(struct kd_cfg *c)
+{
+	kd_set(&c->listen, "udp://127.0.0.1:1");
+}
+
+static void
+ch_tls_without_cert(struct kd_cfg *c)
+{
+	kd_set(&c->listen, "tls+tcp://127.0.0.1:7000");
+}
+
+static void
+ch_tls_with_cert(struct kd_cfg *c)
+{
+	kd_set(&c->listen, "tls+tcp://127.0.0.1:7000");
+	kd_set(&c->tls_cert_key, "/etc/cert.pem");
+}
+
+static void
+ch_tcp_no_port(struct kd_cfg *c)
+{
+	kd_set(&c->refs, "tcp://127.0.0.1");
+}
+
+static void
+ch_http(struct kd_cfg *c)
+{
+	kd_set(&c->http, "https://127.0.0.1:9090");
+}
+
+static void
+ch_http_none(struct kd_cfg *c)
+{
+	kd_set(&c->http, "none");
+}
+
+static void
+ch_ring_huge(struct kd_cfg *c)
+{
+	c->ring_capacity = (size_t)1 << 30;
+}
+
+static void
+ch_ipc_no_rep(struct kd_cfg *c)
+{
+	kd_set(&c->listen, "tcp://127.0.0.1:65535");
+}
+
+Test(config, checks_after_reading_name_the_key_its_flag_and_the_value)
+{
+	cr_assert(strstr(finish_err(ch_listen_scheme),
+			 "listen (--listen) \"udp://127.0.0.1:1\": expected "
+			 "ipc://") != NULL,
+		  "%s", finish_err(ch_listen_scheme));
+	cr_assert(strstr(finish_err(ch_tls_without_cert),
+			 "\"tls+tcp://127.0.0.1:7000\": tls+tcp:// needs "
+			 "tlsCert") != NULL,
+		  "%s", finish_err(ch_tls_without_cert));
+	cr_assert_str_eq(finish_err(ch_tls_with_cert), "");
+	cr_assert(strstr(finish_err(ch_tcp_no_port),
+			 "refs (--refs) \"tcp://127.0.0.1\": expected "
+			 "HOST:PORT") != NULL,
+		  "%s", finish_err(ch_tcp_no_port));
+	cr_assert(strstr(finish_err(ch_http),
+			 "http (--http) \"https://127.0.0.1:9090\"") != NULL,
+		  "%s", finish_err(ch_http));
+	cr_assert_str_eq(finish_err(ch_http_none), "");
+	cr_assert(strstr(finish_err(ch_ring_huge),
+			 "ringCapacity (--ring-capacity) 1073741824") != NULL,
+		  "%s", finish_err(ch_ring_huge));
+	cr_assert(strstr(finish_err(ch_ipc_no_rep),
+			 "rep (--rep): cannot be derived") != NULL,
+		  "%s", finish_err(ch_ipc_no_rep));
+}
+
+Test(config, numbers_from_flags_are_whole_and_bounded)
+{
+	char err[256];
+	unsigned long u = 7;
+
+	cr_assert_eq(
+	    kd_parse_uint("--batch-us", "250", 10, 1000, &u, err, sizeof(err)),
+	    0);
+	cr_assert_eq(u, 250);
+	cr_assert_eq(
+	    kd_parse_uint("--ipc-mode", "0660", 8, 0777, &u, err, sizeof(err)),
+	    0);
+	cr_assert_eq(u, 0660);
+	cr_assert_neq(kd_parse_uint("--ring-capacity", "4k", 10, 1 << 20, &u,
+				    err, sizeof(err)),
+		      0);
+	cr_assert_str_eq(err, "--ring-capacity \"4k\": expected a whole "
+			      "number");
+	cr_assert_neq(
+	    kd_parse_uint("--batch-us", "-1", 10, 1000, &u, err, sizeof(err)),
+	    0);
+	cr_assert_neq(
+	    kd_parse_uint("--batch-us", "", 10, 1000, &u, err, sizeof(err)), 0);
+	cr_assert_neq(
+	    kd_parse_uint("--batch-us", "1001", 10, 1000, &u, err, sizeof(err)),
+	    0);
+	cr_assert_str_eq(err, "--batch-us \"1001\": at most 1000");
+	cr_assert_neq(
+	    kd_parse_uint("--ipc-mode", "0999", 8, 0777, &u, err, sizeof(err)),
+	    0);
+	cr_assert_str_eq(err, "--ipc-mode \"0999\": expected an octal number");
 }
