@@ -1,27 +1,43 @@
 /*
  * bench_ring: the in-process broadcast ring.
  *
- *  1. CPU per (subscriber, event) delivered through kf_subscriber_next()
- *     at 1, 10 and 100 subscriber threads, and the writer's CPU per
- *     publish at each count (goal: flat within 1.2x from 1 to 100).
- *  2. Baseline in the same run: the same threads doing an atomic
+ *  1. Readers that keep up: the writer publishes in bursts of half the
+ *     ring and waits (off the clock) until every reader is within half a
+ *     ring, so nobody lags; readers sleep between bursts and whenever
+ *     they run dry. Writer CPU per publish and reader CPU per (reader,
+ *     event) at 1, 10 and 100 reader threads.
+ *  2. Readers that sleep: the writer publishes one event, waits (off the
+ *     clock) until every reader has read it, then pauses 300 us so that
+ *     every reader is asleep again; each publish must wake them all.
+ *     Writer CPU per publish (measured around each call, less the cost
+ *     of the clock reads), fan-out latency from publish to the last
+ *     reader having read it (p50/p99), reader CPU per (reader, event).
+ *  3. Baseline in the same run: the same threads doing an atomic
  *     increment and decrement on one shared counter (what handing each
  *     subscriber its own object reference would cost).
- *  3. One stalled subscriber: wall-clock throughput of 10 readers with and
+ *  4. One stalled subscriber: wall-clock throughput of 10 readers with and
  *     without an 11th that never reads (goal: < 5 % change).
  *
- * The writer publishes in bursts of half the ring and waits (off the
- * clock) until the active readers caught up, so nobody lags; CPU times
- * are per-thread (CLOCK_THREAD_CPUTIME_ID). Prints a table and one
+ * Wake-up costs are paid inside publish or inside the readers' next(),
+ * so they are in these CPU times: the writer's thread CPU includes the
+ * system calls it makes, and the readers' includes the wake-ups they
+ * pass on. The ring's counters give the system calls per publish made
+ * by the writer and in total. CPU times are per thread
+ * (CLOCK_THREAD_CPUTIME_ID). Each figure is the run with the median
+ * publish cost of REPS, the counts interleaved. Prints tables and one
  * `RESULT {json}` line.
  */
 #include <pthread.h>
 #include <sched.h>
+#include <stdbool.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "kubefan/object.h"
 #include "kubefan/subscriber.h"
@@ -29,6 +45,7 @@
 
 #define CAP  4096
 #define NOBJ 1024
+#define REPS 5 /* each figure is the median of REPS runs */
 
 static kf_object *objs[NOBJ];
 
@@ -126,18 +143,59 @@ struct run {
 	double sub_ns;	  /* reader CPU per (reader, event) */
 	double wall_s;	  /* wall time of the run */
 	double events_ps; /* events per second delivered to each reader */
+	double pub_sys;	  /* wake-up system calls per publish, writer */
+	double all_sys;	  /* wake-up system calls per publish, all threads */
+	double deferred;  /* share of publishes left to a relayer */
+	double lat_p50_us, lat_p99_us; /* paced: publish -> last reader */
+	double ctl_ns; /* paced: an empty futex wake in the same state */
 };
 
-/* n active readers (+ stalled ones that never read), m events. */
+static int
+cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static void
+sleep_us(long us)
+{
+	struct timespec ts = {us / 1000000, us % 1000000 * 1000};
+
+	nanosleep(&ts, NULL);
+}
+
+/* Off the clock: until every reader's lag is at most `max`. */
+static void
+wait_readers(struct reader *rd, int n, uint64_t max)
+{
+	for (int i = 0; i < n; i++) {
+		kf_sub_stats s;
+
+		for (;;) {
+			kf_subscriber_stats(rd[i].sub, &s);
+			if (s.lag <= max)
+				break;
+			sched_yield();
+		}
+	}
+}
+
+/* n active readers (+ stalled ones that never read), m events; paced:
+ * one event at a time with every reader asleep before it. */
 static struct run
-run_ring(int n, int stalled, uint64_t m)
+run_ring(int n, int stalled, uint64_t m, bool paced)
 {
 	struct kfi_ring *ring;
 	struct reader *rd = calloc((size_t)n, sizeof(*rd));
 	kf_subscriber **st = calloc((size_t)stalled + 1, sizeof(*st));
+	double *lat = paced ? calloc(m, sizeof(*lat)) : NULL;
 	struct kfi_sub_source src = {.ops = &src_ops};
-	double pub = 0, w0, total_cpu = 0;
-	struct run out;
+	double pub = 0, ctl = 0, w0, total_cpu = 0, clock_cost = 0;
+	_Atomic uint32_t nobody = 0;
+	struct kfi_ring_stats rs0, rs1;
+	struct run out = {0};
 	kf_event ev = {.type = KF_EV_APPLY};
 
 	kfi_ring_alloc(CAP, &ring);
@@ -154,10 +212,42 @@ run_ring(int n, int stalled, uint64_t m)
 		kf_subscriber_try_next(rd[i].sub, &e);
 		kf_subscriber_try_next(rd[i].sub, &e);
 	}
+	if (paced) {
+		/* What two clock reads cost, to take off each publish. */
+		double c0 = cpu_ns();
+
+		for (int i = 0; i < 1000; i++)
+			(void)cpu_ns();
+		clock_cost = (cpu_ns() - c0) / 1000;
+	}
+	kfi_ring_stats(ring, &rs0);
 	w0 = wall_ns();
 	for (int i = 0; i < n; i++)
 		pthread_create(&rd[i].t, NULL, reader_main, &rd[i]);
-	for (uint64_t done = 0; done < m;) {
+	if (paced) {
+		/* Each turn: every reader asleep, one publish, all read it. */
+		for (uint64_t k = 0; k < m; k++) {
+			double c0, c1, t0;
+
+			sleep_us(300);
+			/* Control: one system call nobody waits on, made in
+			 * the same state as the publish that follows. */
+			c0 = cpu_ns();
+			syscall(SYS_futex, &nobody, FUTEX_WAKE_PRIVATE, 1, NULL,
+				NULL, 0);
+			c1 = cpu_ns();
+			ctl += c1 - c0 - clock_cost;
+			ev.obj = objs[k % NOBJ];
+			t0 = wall_ns();
+			c0 = cpu_ns();
+			kfi_ring_publish(ring, &ev);
+			c1 = cpu_ns();
+			pub += c1 - c0 - clock_cost;
+			wait_readers(rd, n, 0);
+			lat[k] = (wall_ns() - t0) / 1e3;
+		}
+	}
+	for (uint64_t done = 0; !paced && done < m;) {
 		uint64_t burst = m - done < CAP / 2 ? m - done : CAP / 2;
 		double c0 = cpu_ns();
 
@@ -167,27 +257,28 @@ run_ring(int n, int stalled, uint64_t m)
 		}
 		pub += cpu_ns() - c0;
 		done += burst;
-		/* Off the clock: wait until every active reader is within
-		 * half a ring, so none lags. */
-		for (int i = 0; i < n; i++) {
-			kf_sub_stats s;
-
-			for (;;) {
-				kf_subscriber_stats(rd[i].sub, &s);
-				if (s.lag <= CAP / 2)
-					break;
-				sched_yield();
-			}
-		}
+		/* Off the clock: every active reader within half a ring, so
+		 * none lags. */
+		wait_readers(rd, n, CAP / 2);
 	}
 	for (int i = 0; i < n; i++) {
 		pthread_join(rd[i].t, NULL);
 		total_cpu += rd[i].cpu;
 	}
+	kfi_ring_stats(ring, &rs1);
 	out.wall_s = (wall_ns() - w0) / 1e9;
 	out.pub_ns = pub / (double)m;
 	out.sub_ns = total_cpu / ((double)m * n);
 	out.events_ps = (double)m / out.wall_s;
+	out.pub_sys = (double)(rs1.publish_wakes - rs0.publish_wakes) / m;
+	out.all_sys = (double)(rs1.wakes - rs0.wakes) / m;
+	out.deferred = (double)(rs1.deferred - rs0.deferred) / m;
+	if (paced) {
+		out.ctl_ns = ctl / (double)m;
+		qsort(lat, m, sizeof(*lat), cmp_double);
+		out.lat_p50_us = lat[m / 2];
+		out.lat_p99_us = lat[m * 99 / 100];
+	}
 	for (int i = 0; i < n; i++)
 		kf_subscriber_free(rd[i].sub);
 	for (int i = 0; i < stalled; i++) {
@@ -201,7 +292,24 @@ run_ring(int n, int stalled, uint64_t m)
 	kfi_ring_free(ring);
 	free(rd);
 	free(st);
+	free(lat);
 	return out;
+}
+
+static int
+cmp_run(const void *a, const void *b)
+{
+	const struct run *x = a, *y = b;
+
+	return x->pub_ns < y->pub_ns ? -1 : x->pub_ns > y->pub_ns;
+}
+
+/* The run with the median publish cost of `reps` (sorts runs). */
+static struct run
+median_run(struct run *runs, int reps)
+{
+	qsort(runs, (size_t)reps, sizeof(*runs), cmp_run);
+	return runs[reps / 2];
 }
 
 static _Atomic uint64_t shared_count;
@@ -250,7 +358,9 @@ main(void)
 {
 	int counts[] = {1, 10, 100};
 	uint64_t events[] = {400000, 100000, 20000};
-	struct run r[3];
+	uint64_t paced_events[] = {1000, 1000, 300};
+	struct run r[3], q[3], idle, keep[REPS][3], asleep[REPS][3];
+	struct run idles[REPS], col[REPS];
 	double pairs[3], with = 0, without = 0;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -267,19 +377,57 @@ main(void)
 			return 1;
 	}
 
-	printf("%-12s %14s %16s %16s %12s\n", "subscribers", "publish ns",
-	       "ns/(sub,event)", "atomic pair ns", "ev/s each");
+	printf("readers that keep up (bursts of %d)\n", CAP / 2);
+	printf("%-8s %11s %9s %9s %9s %14s %14s %11s\n", "readers",
+	       "publish ns", "pub sys", "all sys", "deferred", "ns/(sub,event)",
+	       "atomic pair ns", "ev/s each");
+	/* Repetitions interleave the counts, so that drift in the load of
+	 * the machine hits them alike; each row is the median run. */
+	for (int k = 0; k < REPS; k++) {
+		for (int i = 0; i < 3; i++)
+			keep[k][i] = run_ring(counts[i], 0, events[i], false);
+		idles[k] = run_ring(1, 99, events[0], false);
+	}
 	for (int i = 0; i < 3; i++) {
-		r[i] = run_ring(counts[i], 0, events[i]);
+		for (int k = 0; k < REPS; k++)
+			col[k] = keep[k][i];
+		r[i] = median_run(col, REPS);
 		pairs[i] = run_pairs(counts[i], events[i]);
-		printf("%-12d %14.1f %16.1f %16.1f %12.0f\n", counts[i],
-		       r[i].pub_ns, r[i].sub_ns, pairs[i], r[i].events_ps);
+		printf("%-8d %11.1f %9.4f %9.4f %9.3f %14.1f %14.1f %11.0f\n",
+		       counts[i], r[i].pub_ns, r[i].pub_sys, r[i].all_sys,
+		       r[i].deferred, r[i].sub_ns, pairs[i], r[i].events_ps);
 	}
 
-	/* Stalled subscriber: best of three alternating runs each. */
-	for (int k = 0; k < 3; k++) {
-		struct run a = run_ring(10, 0, 200000);
-		struct run b = run_ring(10, 1, 200000);
+	/* Control: 100 subscribers of which 99 never read (no threads):
+	 * the ring's own per-subscriber costs without 100 threads sharing
+	 * the cores with the writer. */
+	idle = median_run(idles, REPS);
+	printf("%-8s %11.1f %9.4f %9.4f %9.3f %14.1f\n", "1+99idle",
+	       idle.pub_ns, idle.pub_sys, idle.all_sys, idle.deferred,
+	       idle.sub_ns);
+
+	printf("\nreaders that sleep (one event, all asleep before it)\n");
+	printf("%-8s %11s %11s %9s %9s %14s %10s %10s\n", "readers",
+	       "publish ns", "ctl sys ns", "pub sys", "all sys",
+	       "ns/(sub,event)", "p50 us", "p99 us");
+	for (int k = 0; k < REPS; k++)
+		for (int i = 0; i < 3; i++)
+			asleep[k][i] =
+			    run_ring(counts[i], 0, paced_events[i], true);
+	for (int i = 0; i < 3; i++) {
+		for (int k = 0; k < REPS; k++)
+			col[k] = asleep[k][i];
+		q[i] = median_run(col, REPS);
+		printf("%-8d %11.1f %11.1f %9.4f %9.4f %14.1f %10.1f %10.1f\n",
+		       counts[i], q[i].pub_ns, q[i].ctl_ns, q[i].pub_sys,
+		       q[i].all_sys, q[i].sub_ns, q[i].lat_p50_us,
+		       q[i].lat_p99_us);
+	}
+
+	/* Stalled subscriber: best of REPS alternating runs each. */
+	for (int k = 0; k < REPS; k++) {
+		struct run a = run_ring(10, 0, 200000, false);
+		struct run b = run_ring(10, 1, 200000, false);
 
 		if (a.events_ps > without)
 			without = a.events_ps;
@@ -289,18 +437,30 @@ main(void)
 	printf("\nstalled subscriber: 10 readers %.0f ev/s each without, "
 	       "%.0f with one stalled (%+.1f %%)\n",
 	       without, with, (with / without - 1) * 100);
-	printf("publish cost 100 vs 1 subscriber: %.2fx\n",
-	       r[2].pub_ns / r[0].pub_ns);
+	printf("publish cost 100 vs 1 reader: %.2fx keeping up, %.2fx "
+	       "asleep; 1 reader + 99 idle subscribers vs 1: %.2fx\n",
+	       r[2].pub_ns / r[0].pub_ns, q[2].pub_ns / q[0].pub_ns,
+	       idle.pub_ns / r[0].pub_ns);
 
 	printf("RESULT {\"bench\":\"ring\",\"capacity\":%d,", CAP);
 	for (int i = 0; i < 3; i++)
-		printf("\"subs_%d\":{\"publish_ns\":%.1f,\"per_sub_event_ns\":"
-		       "%.1f,\"atomic_pair_ns\":%.1f,\"events_per_s\":%.0f},",
-		       counts[i], r[i].pub_ns, r[i].sub_ns, pairs[i],
-		       r[i].events_ps);
-	printf("\"publish_ratio_100_vs_1\":%.3f,\"stalled_change_pct\":%.2f}"
-	       "\n",
-	       r[2].pub_ns / r[0].pub_ns, (with / without - 1) * 100);
+		printf("\"subs_%d\":{\"publish_ns\":%.1f,\"publish_syscalls\":"
+		       "%.4f,\"all_syscalls\":%.4f,\"per_sub_event_ns\":%.1f,"
+		       "\"atomic_pair_ns\":%.1f,\"events_per_s\":%.0f,"
+		       "\"asleep_publish_ns\":%.1f,\"asleep_publish_syscalls\":"
+		       "%.4f,\"asleep_per_sub_event_ns\":%.1f,"
+		       "\"asleep_p50_us\":%.1f,\"asleep_p99_us\":%.1f,"
+		       "\"asleep_control_syscall_ns\":%.1f},",
+		       counts[i], r[i].pub_ns, r[i].pub_sys, r[i].all_sys,
+		       r[i].sub_ns, pairs[i], r[i].events_ps, q[i].pub_ns,
+		       q[i].pub_sys, q[i].sub_ns, q[i].lat_p50_us,
+		       q[i].lat_p99_us, q[i].ctl_ns);
+	printf("\"subs_1_plus_99_idle\":{\"publish_ns\":%.1f},", idle.pub_ns);
+	printf("\"publish_ratio_100_vs_1\":%.3f,"
+	       "\"asleep_publish_ratio_100_vs_1\":%.3f,"
+	       "\"stalled_change_pct\":%.2f}\n",
+	       r[2].pub_ns / r[0].pub_ns, q[2].pub_ns / q[0].pub_ns,
+	       (with / without - 1) * 100);
 	for (int i = 0; i < NOBJ; i++)
 		kf_object_unref(objs[i]);
 	return 0;

@@ -152,6 +152,12 @@ struct kfi_ring_reader {
 	uint32_t spin; /* adaptive spin turns (reader thread) */
 };
 
+/* One hazard in the scan's hash set: `left` references still to keep. */
+struct ring_hz {
+	kf_object *p;
+	uint32_t left;
+};
+
 struct kfi_ring {
 	size_t cap;
 	uint64_t mask;
@@ -163,11 +169,12 @@ struct kfi_ring {
 	size_t nretired;
 	size_t batch;
 
-	/* The stack of listed readers: the producer loads it per publish. */
+	/* The stack of listed readers, which the producer loads per
+	 * publish, and its request to the relayers (same line: read next). */
 	_Alignas(64) _Atomic(struct kfi_ring_reader *) listed;
-	/* Relayers at work, and the producer's request to them. */
-	_Alignas(64) _Atomic int nrelay;
 	_Atomic int wake_req;
+	/* Relayers at work. */
+	_Alignas(64) _Atomic int nrelay;
 	_Atomic int nspin; /* readers spinning now */
 	int max_spin;	   /* readers allowed to spin at once */
 
@@ -179,9 +186,9 @@ struct kfi_ring {
 	pthread_cond_t space_cv;
 	struct kfi_ring_reader *readers; /* all attached readers */
 	size_t nreaders;
-	/* Scan scratch and kept objects, all with room for hz_cap readers. */
-	kf_object **hz;
-	bool *hz_claim;
+	/* Scan scratch: a hash set of the hazards (2 * hz_cap entries, a
+	 * power of two), and the kept objects (room for hz_cap readers). */
+	struct ring_hz *hz;
 	kf_object **kept;
 	size_t nkept;
 	size_t hz_cap;
@@ -269,11 +276,10 @@ kfi_ring_alloc(size_t capacity, struct kfi_ring **out)
 		r->max_spin = 0;
 	r->slots = calloc(capacity, sizeof(*r->slots));
 	r->retired = calloc(r->batch, sizeof(*r->retired));
-	r->hz = calloc(r->hz_cap, sizeof(*r->hz));
-	r->hz_claim = calloc(r->hz_cap, sizeof(*r->hz_claim));
+	r->hz = calloc(2 * r->hz_cap, sizeof(*r->hz));
 	r->kept = calloc(r->hz_cap, sizeof(*r->kept));
 	if (r->slots == NULL || r->retired == NULL || r->hz == NULL ||
-	    r->hz_claim == NULL || r->kept == NULL)
+	    r->kept == NULL)
 		goto fail;
 	atomic_init(&r->head, 1);
 
@@ -290,7 +296,6 @@ fail:
 	free(r->slots);
 	free(r->retired);
 	free(r->hz);
-	free(r->hz_claim);
 	free(r->kept);
 	free(r);
 	return KF_ENOMEM;
@@ -306,24 +311,32 @@ ring_held_add(struct kfi_ring *r, int64_t d)
 			      memory_order_relaxed);
 }
 
-static int
-ring_ptr_cmp(const void *a, const void *b)
+/* The hash set slot for p: its entry, or the empty one to fill. Bounded:
+ * the set is at most half full. */
+static struct ring_hz *
+ring_hz_slot(struct kfi_ring *r, kf_object *p)
 {
-	uintptr_t x = (uintptr_t) * (kf_object *const *)a;
-	uintptr_t y = (uintptr_t) * (kf_object *const *)b;
+	size_t mask = 2 * r->hz_cap - 1;
+	size_t i =
+	    (size_t)((uint64_t)((uintptr_t)p >> 4) * 0x9E3779B97F4A7C15u >> 32);
 
-	return x < y ? -1 : x > y;
+	for (;; i++) {
+		struct ring_hz *e = &r->hz[i & mask];
+
+		if (e->p == p || e->p == NULL)
+			return e;
+	}
 }
 
-/* Keep one retired or kept object if a hazard names it, else drop the
- * ring's reference. Caller holds mu; hz is sorted. */
+/* Keep one retired or kept object if a hazard still owed names it, else
+ * drop the ring's reference. Caller holds mu. O(1) expected. */
 static void
-ring_settle_locked(struct kfi_ring *r, size_t nhz, kf_object *p)
+ring_settle_locked(struct kfi_ring *r, kf_object *p)
 {
-	kf_object **hit = bsearch(&p, r->hz, nhz, sizeof(*r->hz), ring_ptr_cmp);
+	struct ring_hz *e = ring_hz_slot(r, p);
 
-	if (hit != NULL && !r->hz_claim[hit - r->hz]) {
-		r->hz_claim[hit - r->hz] = true;
+	if (e->p == p && e->left > 0) {
+		e->left--;
 		r->kept[r->nkept++] = p;
 		return;
 	}
@@ -336,26 +349,29 @@ ring_settle_locked(struct kfi_ring *r, size_t nhz, kf_object *p)
 static void
 ring_scan(struct kfi_ring *r)
 {
-	size_t nhz = 0, nold;
+	size_t nold;
 
 	atomic_thread_fence(memory_order_seq_cst);
 	pthread_mutex_lock(&r->mu);
 	for (struct kfi_ring_reader *rd = r->readers; rd; rd = rd->next) {
 		kf_object *p = atomic_load(&rd->hazard);
 
-		if (p != NULL)
-			r->hz[nhz++] = p;
+		if (p != NULL) {
+			struct ring_hz *e = ring_hz_slot(r, p);
+
+			e->p = p;
+			e->left++;
+		}
 	}
-	qsort(r->hz, nhz, sizeof(*r->hz), ring_ptr_cmp);
-	memset(r->hz_claim, 0, nhz * sizeof(*r->hz_claim));
 
 	nold = r->nkept;
 	r->nkept = 0;
 	for (size_t i = 0; i < nold; i++)
-		ring_settle_locked(r, nhz, r->kept[i]);
+		ring_settle_locked(r, r->kept[i]);
 	for (size_t i = 0; i < r->nretired; i++)
-		ring_settle_locked(r, nhz, r->retired[i]);
+		ring_settle_locked(r, r->retired[i]);
 	r->nretired = 0;
+	memset(r->hz, 0, 2 * r->hz_cap * sizeof(*r->hz));
 	pthread_mutex_unlock(&r->mu);
 	atomic_fetch_add_explicit(&r->st_scans, 1, memory_order_relaxed);
 }
@@ -378,7 +394,6 @@ kfi_ring_free(struct kfi_ring *r)
 	free(r->slots);
 	free(r->retired);
 	free(r->hz);
-	free(r->hz_claim);
 	free(r->kept);
 	free(r);
 }
@@ -623,25 +638,38 @@ ring_relay_stack(struct kfi_ring *r, int fanout, uint64_t *sys)
 	ring_relay_exit(r, sys);
 }
 
+/* The producer is the only writer of these counters. */
+static void
+ring_count_producer(_Atomic uint64_t *c, uint64_t n)
+{
+	atomic_store_explicit(c,
+			      atomic_load_explicit(c, memory_order_relaxed) + n,
+			      memory_order_relaxed);
+}
+
 /* After a publish found the stack non-empty. */
 static void
 ring_wake(struct kfi_ring *r)
 {
 	uint64_t sys = 0;
 
+	/* A request still standing will be taken by a relayer that was
+	 * counted when it was made, and it takes the stack as it is then:
+	 * nothing more to do (the load is on the line of `listed`). */
+	if (atomic_load(&r->wake_req) != 0) {
+		ring_count_producer(&r->st_deferred, 1);
+		return;
+	}
 	if (atomic_load(&r->nrelay) > 0) {
-		if (atomic_load(&r->wake_req) == 0)
-			atomic_store(&r->wake_req, 1);
+		atomic_store(&r->wake_req, 1);
 		if (atomic_load(&r->nrelay) > 0) {
-			atomic_fetch_add_explicit(&r->st_deferred, 1,
-						  memory_order_relaxed);
+			ring_count_producer(&r->st_deferred, 1);
 			return; /* a relayer will take the stack */
 		}
 	}
 	ring_relay_stack(r, 1, &sys);
 	if (sys > 0)
-		atomic_fetch_add_explicit(&r->st_pub_wakes, sys,
-					  memory_order_relaxed);
+		ring_count_producer(&r->st_pub_wakes, sys);
 }
 
 void
@@ -712,23 +740,20 @@ static kf_err
 ring_grow_locked(struct kfi_ring *r)
 {
 	size_t ncap = r->hz_cap * 2;
-	kf_object **hz, **kept;
-	bool *claim;
+	struct ring_hz *hz;
+	kf_object **kept;
 
 	if (r->nreaders + 1 <= r->hz_cap)
 		return KF_OK;
-	hz = realloc(r->hz, ncap * sizeof(*hz));
-	if (hz == NULL)
-		return KF_ENOMEM;
-	r->hz = hz;
 	kept = realloc(r->kept, ncap * sizeof(*kept));
 	if (kept == NULL)
 		return KF_ENOMEM;
 	r->kept = kept;
-	claim = realloc(r->hz_claim, ncap * sizeof(*claim));
-	if (claim == NULL)
+	hz = calloc(2 * ncap, sizeof(*hz)); /* empty between scans */
+	if (hz == NULL)
 		return KF_ENOMEM;
-	r->hz_claim = claim;
+	free(r->hz);
+	r->hz = hz;
 	r->hz_cap = ncap;
 	return KF_OK;
 }
@@ -974,7 +999,7 @@ ring_spin(struct kfi_ring_reader *rd)
 	}
 	atomic_fetch_sub(&r->nspin, 1);
 	if (got)
-		rd->spin = i * 2 > RING_SPIN_MAX	? RING_SPIN_MAX
+		rd->spin = i * 2 > RING_SPIN_MAX   ? RING_SPIN_MAX
 			   : i * 2 < RING_SPIN_MIN ? RING_SPIN_MIN
 						   : i * 2;
 	else if (rd->spin / 2 >= RING_SPIN_MIN)

@@ -28,7 +28,10 @@
  * subscriber adds up consecutive lags until a read succeeds (that event
  * is kept aside), delivers LAGGED with the total, then the kept event
  * and the rest of what the ring held when the lag was noticed (DRAIN),
- * then a fresh INIT..INIT_DONE frame from the store (RESYNC).
+ * then a fresh INIT..INIT_DONE frame from the store (RESYNC). A lag
+ * during a catch-up keeps the catch-up map until RESYNC, so the drain
+ * skips events below h1 that the frame already showed, as the catch-up
+ * would have: an APPLY never goes back behind what was shown.
  *
  * Delivery copies nothing: ring events come out protected by the
  * reader's hazard pointer (see ring.c), snapshot objects are borrowed
@@ -227,6 +230,7 @@ sub_take_snapshot(struct kf_subscriber *sub)
 {
 	kf_err err;
 
+	sub_snap_free(sub); /* a map a lagged catch-up kept for the drain */
 	err = sub->src.ops->snapshot(sub->src.arg, &sub->snap, &sub->h0,
 				     &sub->h1);
 	if (err != KF_OK)
@@ -258,7 +262,9 @@ sub_on_lag(struct kf_subscriber *sub, uint64_t missed, kf_event *ev)
 
 	if (sub->state != SS_DRAIN)
 		sub->drain_to = kfi_ring_head(sub->src.ring);
-	if (sub->state == SS_CATCHUP || sub->state == SS_SNAPSHOT)
+	/* A lag during the catch-up keeps the snapshot's key map: the
+	 * drain still skips what the frame already showed. */
+	if (sub->state == SS_SNAPSHOT)
 		sub_snap_free(sub);
 	/* Bounded: each further lag means the producer lapped the ring. */
 	for (;;) {
@@ -313,8 +319,15 @@ sub_step_drain(struct kf_subscriber *sub, kf_event *ev)
 			sub->state = SS_RESYNC;
 			return KF_EAGAIN; /* caller steps again */
 		}
-		if (sub_is_change(ev))
-			return KF_OK;
+		if (!sub_is_change(ev))
+			continue;
+		/* Below h1 of a frame whose catch-up lagged: only what the
+		 * frame did not already show (no older APPLY after a newer
+		 * INIT_APPLY). */
+		if (sub->map != NULL && seq < sub->h1 &&
+		    !sub_catchup_pass(sub, ev, seq))
+			continue;
+		return KF_OK;
 	}
 }
 

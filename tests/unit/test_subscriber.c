@@ -173,6 +173,98 @@ Test(subscriber, before_the_first_list_init_comes_at_once_then_the_frame)
 	fk_unref(f);
 }
 
+/* A source whose first snapshot races three publishes: h0 is read
+ * before them, the copy and h1 after, so [h0, h1) holds events the frame
+ * already shows. */
+static bool race_done;
+
+static kf_err
+racing_snapshot(void *arg, void **snap, uint64_t *h0, uint64_t *h1)
+{
+	struct fake *f = arg;
+	uint64_t first;
+
+	if (race_done)
+		return fk_snapshot(arg, snap, h0, h1);
+	race_done = true;
+	first = kfi_ring_head(f->ring);
+	fk_apply(f, 0);
+	fk_apply(f, 0);
+	fk_apply(f, 1);
+	cr_assert_eq(fk_snapshot(arg, snap, h0, h1), KF_OK);
+	*h0 = first;
+	return KF_OK;
+}
+
+static void
+expect_ev(kf_subscriber *s, struct view *v, kf_event_type type, size_t id,
+	  uint64_t rv)
+{
+	kf_event ev;
+
+	cr_assert_eq(kf_subscriber_try_next(s, &ev), KF_OK);
+	cr_assert_eq(ev.type, type, "want %s, got %s", kf_event_type_name(type),
+		     kf_event_type_name(ev.type));
+	if (rv != 0) {
+		cr_assert_eq(fk_id(ev.obj), id);
+		cr_assert_eq(fk_rv(ev.obj), rv, "k%zu rv %llu, want %llu", id,
+			     (unsigned long long)fk_rv(ev.obj),
+			     (unsigned long long)rv);
+	}
+	view_apply(v, &ev);
+}
+
+/* A lag right after a frame whose catch-up had events the frame already
+ * showed: the drain skips them (k1 rv 5 is not delivered twice), then
+ * the events past h1, then the re-sync frame. */
+Test(subscriber, a_lag_during_the_catch_up_never_sends_an_apply_back)
+{
+	static const struct kfi_sub_source_ops ops = {
+	    .snapshot = racing_snapshot,
+	    .snap_len = fk_snap_len,
+	    .snap_at = fk_snap_at,
+	    .snap_seq_at = fk_snap_seq_at,
+	    .snap_free = fk_snap_free,
+	    .synced = fk_synced,
+	    .get = fk_get,
+	    .release = fk_release,
+	};
+	struct fake *f = fk_alloc(8, 4);
+	struct kfi_sub_source src = {.ring = f->ring, .ops = &ops, .arg = f};
+	struct view *v = calloc(1, sizeof(*v));
+	kf_subscriber *s;
+	kf_event ev;
+
+	fk_first_list(f, 2); /* k0 rv 1, k1 rv 2; marker = event 1 */
+	atomic_fetch_add(&f->refs, 1);
+	cr_assert_eq(kfi_subscriber_alloc(&src, NULL, &s), KF_OK);
+	/* INIT takes the snapshot: events 2..4 (k0 rv 3, k0 rv 4, k1 rv 5)
+	 * are published meanwhile; h0 = 2, h1 = 5. */
+	expect_ev(s, v, KF_EV_INIT, 0, 0);
+	expect_ev(s, v, KF_EV_INIT_APPLY, 0, 4);
+	expect_ev(s, v, KF_EV_INIT_APPLY, 1, 5);
+	expect_ev(s, v, KF_EV_INIT_DONE, 0, 0);
+	/* Events 5..11 (k2 rv 6..12) overwrite 2 and 3: the reader at 2
+	 * lags by 2 and resumes at 4, which the frame already showed. */
+	for (int i = 0; i < 7; i++)
+		fk_apply(f, 2);
+	cr_assert_eq(kf_subscriber_try_next(s, &ev), KF_OK);
+	cr_assert_eq(ev.type, KF_EV_LAGGED);
+	cr_assert_eq(ev.missed, 2);
+	view_apply(v, &ev);
+	for (uint64_t rv = 6; rv <= 12; rv++)
+		expect_ev(s, v, KF_EV_APPLY, 2, rv);
+	expect_ev(s, v, KF_EV_INIT, 0, 0);
+	for (int i = 0; i < 3; i++)
+		expect_ev(s, v, KF_EV_INIT_APPLY, 0, 0);
+	expect_ev(s, v, KF_EV_INIT_DONE, 0, 0);
+	view_drain(v, s);
+	view_assert_equals(v, f);
+	kf_subscriber_free(s);
+	fk_unref(f);
+	free(v);
+}
+
 /* ---- late subscribe while the writer publishes ---- */
 
 #define LATE_KEYS 64
