@@ -715,7 +715,7 @@ main(int argc, char **argv)
 	if (parse_args(argc, argv, &d.c) != 0)
 		return 2;
 	if ((e = open_log(&d, err, sizeof(err))) != KF_OK) {
-		fprintf(stderr, "kubefand: log: %s\n", err);
+		fprintf(stderr, "kubefand: logDest (--log-dest): %s\n", err);
 		return 2;
 	}
 	if ((e = open_conn(&d, err, sizeof(err))) != KF_OK) {
