@@ -1,23 +1,53 @@
 /*
- * kubefan-tail, direct mode: watch one resource on an API server with a
- * reflector of its own and print what changes, like `kubectl get -w`, or
- * one JSON object per line with -o json:
+ * kubefan-tail: print what changes in one resource, like `kubectl get -w`,
+ * or one JSON object per line with -o json:
  *
  *   {"type": "Apply", "object": {...the object as the server sent it...}}
  *
  * Type names are kf_event_type_name()'s: Init, InitApply, InitDone,
- * Apply, Delete, Lagged. After the first list, a re-list (410, restart)
- * prints only what it changed, as Apply and Delete.
+ * Apply, Delete, Lagged (which adds "missed": N). Two sources:
  *
- * It uses the public library only, as any program would.
+ * Direct mode (default): a reflector of its own against the API server of
+ * the kubeconfig. After the first list, a re-list (410, restart) prints
+ * only what it changed, as Apply and Delete.
+ *
+ * Broker mode (--broker ADDR): a stream of a kubefand broker, read with
+ * kf_remote_subscribe(). Before subscribing it asks the broker's request
+ * socket HELLO itself (docs/protocol.md), within --timeout, so that a
+ * wrong address, a broker that is not there and a stream the broker does
+ * not serve are told apart and named; after that the remote library does
+ * the protocol work. A re-sync after a gap prints Lagged and a fresh
+ * Init..InitDone frame. --snapshot prints the first frame's objects,
+ * sorted by namespace and name, and exits.
+ *
+ * Progress: while the first state loads, a progress thread draws one line
+ * on stderr (when stderr is a terminal and loading takes over half a
+ * second, or always with --progress, then as plain lines). It reads only
+ * atomics and the remote handle's thread-safe counters; the main thread
+ * joins it before it writes the frame to a terminal or closes the handle.
+ *
+ * It uses the public library (and nng for HELLO) only, as any program
+ * would.
  */
+#include <errno.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/req.h>
 
 #include <kubefan/kubefan.h>
+#include <kubefan/remote.h>
 #include <kubefan/subscriber.h>
 
 static volatile sig_atomic_t tail_stop;
@@ -37,6 +67,15 @@ tail_log(void *arg, int level, const char *id, const char *msg)
 		id, msg);
 }
 
+static double
+now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 static void
 usage(FILE *f)
 {
@@ -45,13 +84,117 @@ usage(FILE *f)
 		"--resource RES\n"
 		"                    [-n NS | -A] [-l SELECTOR] "
 		"[--field-selector S] [-o json] [-v]\n"
+		"       kubefan-tail --broker ADDR --resource RES [-n NS] "
+		"[-o json]\n"
+		"                    [--snapshot] [--ref-only] [--progress] "
+		"[--timeout S]\n"
+		"                    [--rep ADDR] [--refs ADDR] [--stream ID] "
+		"[--tls-ca FILE]\n"
+		"                    [--tls-server-name NAME] [-v]\n"
 		"  RES is a plural (configmaps), version/plural (v1/pods) or\n"
-		"  group/version/plural (apps/v1/deployments). Without -n or "
-		"-A the\n"
+		"  group/version/plural (apps/v1/deployments).\n"
+		"Direct mode watches the API server itself. Without -n or -A "
+		"the\n"
 		"  context's namespace (else \"default\") is watched; "
 		"cluster-scoped\n"
-		"  kinds are watched cluster-wide whatever is given.\n");
+		"  kinds are watched cluster-wide whatever is given.\n"
+		"--broker ADDR reads kubefand's stream instead (ADDR as its "
+		"--listen:\n"
+		"  ipc://PATH, tcp://HOST:PORT, tls+tcp://HOST:PORT). The "
+		"stream id is\n"
+		"  RES's plural, plural.group for other groups, or --stream. "
+		"All\n"
+		"  namespaces of the stream unless -n. --snapshot prints the "
+		"current\n"
+		"  state and exits; --ref-only prints references only (with "
+		"--refs,\n"
+		"  from the broker's reference-only address); --timeout "
+		"(default 10)\n"
+		"  bounds the wait for the broker and its first state.\n");
 }
+
+/* ---- output, both modes ---- */
+
+/* Print bytes as a JSON string. */
+static void
+json_str(const char *s)
+{
+	putchar('"');
+	for (; *s; s++) {
+		if (*s == '"' || *s == '\\')
+			printf("\\%c", *s);
+		else if ((unsigned char)*s < 0x20)
+			printf("\\u%04x", *s);
+		else
+			putchar(*s);
+	}
+	putchar('"');
+}
+
+/* The reference of an object as a minimal object: what a reference-only
+ * feed carries. */
+static void
+json_ref(const kf_object *o)
+{
+	printf("{\"apiVersion\": ");
+	json_str(kf_object_api_version(o));
+	printf(", \"kind\": ");
+	json_str(kf_object_kind(o));
+	printf(", \"metadata\": {\"name\": ");
+	json_str(kf_object_name(o));
+	if (kf_object_namespace(o)[0] != '\0') {
+		printf(", \"namespace\": ");
+		json_str(kf_object_namespace(o));
+	}
+	printf(", \"uid\": ");
+	json_str(kf_object_uid(o));
+	printf(", \"resourceVersion\": ");
+	json_str(kf_object_resource_version(o));
+	printf("}}");
+}
+
+static void
+print_header(void)
+{
+	printf("%-10s %-24s %-40s %s\n", "EVENT", "NAMESPACE", "NAME",
+	       "RESOURCEVERSION");
+}
+
+static void
+print_event(const kf_event *ev, bool json, bool ref_only)
+{
+	const char *type = kf_event_type_name(ev->type);
+
+	if (json) {
+		printf("{\"type\": ");
+		json_str(type);
+		printf(", \"object\": ");
+		if (ev->obj != NULL && ref_only) {
+			json_ref(ev->obj);
+		} else if (ev->obj != NULL) {
+			size_t len;
+			const char *j = kf_object_json(ev->obj, &len);
+
+			fwrite(j, 1, len, stdout);
+		} else {
+			printf("null");
+		}
+		if (ev->type == KF_EV_LAGGED)
+			printf(", \"missed\": %llu",
+			       (unsigned long long)ev->missed);
+		printf("}\n");
+	} else if (ev->obj != NULL) {
+		const char *ns = kf_object_namespace(ev->obj);
+
+		printf("%-10s %-24s %-40s %s\n", type, ns[0] ? ns : "-",
+		       kf_object_name(ev->obj),
+		       kf_object_resource_version(ev->obj));
+	} else {
+		printf("%-10s %-24s %-40s %s\n", type, "-", "-", "-");
+	}
+}
+
+/* ---- direct mode ---- */
 
 /* Cluster-scoped resources of the built-in API (no discovery here). */
 static int
@@ -90,74 +233,26 @@ cluster_scoped(const char *group, const char *res)
 	return 0;
 }
 
-/* Print bytes as a JSON string. */
-static void
-json_str(const char *s)
+struct tail_opts {
+	/* both modes */
+	const char *resource, *ns;
+	char group[128], version[64], res[128];
+	bool json, verbose;
+	/* direct mode */
+	const char *kubeconfig, *context, *lsel, *fsel;
+	bool all;
+	/* broker mode */
+	const char *broker, *rep, *refs, *stream, *tls_ca, *tls_name;
+	bool snapshot, ref_only, progress;
+	double timeout_s;
+};
+
+static int
+direct_main(struct tail_opts *t)
 {
-	putchar('"');
-	for (; *s; s++) {
-		if (*s == '"' || *s == '\\')
-			printf("\\%c", *s);
-		else if ((unsigned char)*s < 0x20)
-			printf("\\u%04x", *s);
-		else
-			putchar(*s);
-	}
-	putchar('"');
-}
-
-static void
-print_event(const kf_event *ev, int json)
-{
-	const char *type = kf_event_type_name(ev->type);
-
-	if (json) {
-		printf("{\"type\": ");
-		json_str(type);
-		printf(", \"object\": ");
-		if (ev->obj != NULL) {
-			size_t len;
-			const char *j = kf_object_json(ev->obj, &len);
-
-			fwrite(j, 1, len, stdout);
-		} else {
-			printf("null");
-		}
-		if (ev->type == KF_EV_LAGGED)
-			printf(", \"missed\": %llu",
-			       (unsigned long long)ev->missed);
-		printf("}\n");
-	} else if (ev->obj != NULL) {
-		const char *ns = kf_object_namespace(ev->obj);
-
-		printf("%-10s %-24s %-40s %s\n", type, ns[0] ? ns : "-",
-		       kf_object_name(ev->obj),
-		       kf_object_resource_version(ev->obj));
-	} else {
-		printf("%-10s %-24s %-40s %s\n", type, "-", "-", "-");
-	}
-	fflush(stdout);
-}
-
-int
-main(int argc, char **argv)
-{
-	static const struct option longopts[] = {
-	    {"kubeconfig", required_argument, NULL, 'k'},
-	    {"context", required_argument, NULL, 'c'},
-	    {"resource", required_argument, NULL, 'r'},
-	    {"namespace", required_argument, NULL, 'n'},
-	    {"all-namespaces", no_argument, NULL, 'A'},
-	    {"selector", required_argument, NULL, 'l'},
-	    {"field-selector", required_argument, NULL, 'f'},
-	    {"output", required_argument, NULL, 'o'},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
-	};
-	const char *kubeconfig = NULL, *context = NULL, *resource = NULL;
-	const char *ns = NULL, *lsel = NULL, *fsel = NULL;
-	char group[128] = "", version[64] = "v1", res[128] = "", err[1024];
-	int all = 0, json = 0, verbose = 0, opt, rc = 0;
+	const char *ns = t->ns;
+	char err[1024];
+	int rc = 0;
 	kf_conn *conn = NULL;
 	kf_watcher_opts o;
 	kf_watcher *w = NULL;
@@ -168,87 +263,26 @@ main(int argc, char **argv)
 	kf_loop *loop = NULL;
 	kf_err e;
 
-	while ((opt = getopt_long(argc, argv, "n:Al:o:vh", longopts, NULL)) !=
-	       -1) {
-		switch (opt) {
-		case 'k':
-			kubeconfig = optarg;
-			break;
-		case 'c':
-			context = optarg;
-			break;
-		case 'r':
-			resource = optarg;
-			break;
-		case 'n':
-			ns = optarg;
-			break;
-		case 'A':
-			all = 1;
-			break;
-		case 'l':
-			lsel = optarg;
-			break;
-		case 'f':
-			fsel = optarg;
-			break;
-		case 'o':
-			if (strcmp(optarg, "json") != 0) {
-				fprintf(stderr,
-					"kubefan-tail: -o takes json only\n");
-				return 2;
-			}
-			json = 1;
-			break;
-		case 'v':
-			verbose = 1;
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		default:
-			usage(stderr);
-			return 2;
-		}
-	}
-	if (resource == NULL || (ns != NULL && all)) {
-		usage(stderr);
-		return 2;
-	}
-	{
-		const char *s1 = strchr(resource, '/');
-		const char *s2 = s1 ? strchr(s1 + 1, '/') : NULL;
-
-		if (s2 != NULL)
-			sscanf(resource, "%127[^/]/%63[^/]/%127s", group,
-			       version, res);
-		else if (s1 != NULL)
-			sscanf(resource, "%63[^/]/%127s", version, res);
-		else
-			snprintf(res, sizeof(res), "%s", resource);
-	}
-	kf_log_set_sink(tail_log, NULL,
-			verbose ? KF_LOG_DEBUG : KF_LOG_WARNING);
-	e = kf_conn_from_kubeconfig(kubeconfig, context, err, sizeof(err),
+	e = kf_conn_from_kubeconfig(t->kubeconfig, t->context, err, sizeof(err),
 				    &conn);
 	if (e != KF_OK) {
 		fprintf(stderr, "kubefan-tail: %s: %s\n", kf_strerror(e), err);
 		return 1;
 	}
-	if (cluster_scoped(group, res))
+	if (cluster_scoped(t->group, t->res))
 		ns = NULL;
-	else if (all)
+	else if (t->all)
 		ns = NULL;
 	else if (ns == NULL)
 		ns = kf_conn_namespace(conn)[0] ? kf_conn_namespace(conn)
 						: "default";
 	kf_watcher_opts_init(&o);
-	o.group = group;
-	o.version = version;
-	o.resource = res;
+	o.group = t->group;
+	o.version = t->version;
+	o.resource = t->res;
 	o.namespace_ = ns;
-	o.label_selector = lsel;
-	o.field_selector = fsel;
+	o.label_selector = t->lsel;
+	o.field_selector = t->fsel;
 	if ((e = kf_watcher_alloc(conn, &o, &w)) != KF_OK ||
 	    (e = kf_store_shared_alloc(4096, &writer, &store)) != KF_OK ||
 	    (e = kf_reflector_alloc(w, writer, &refl)) != KF_OK ||
@@ -263,12 +297,9 @@ main(int argc, char **argv)
 		rc = 1;
 		goto out;
 	}
-	signal(SIGINT, tail_on_signal);
-	signal(SIGTERM, tail_on_signal);
-	signal(SIGPIPE, SIG_IGN);
-	if (!json)
-		printf("%-10s %-24s %-40s %s\n", "EVENT", "NAMESPACE", "NAME",
-		       "RESOURCEVERSION");
+	if (!t->json)
+		print_header();
+	fflush(stdout);
 	/* One event per turn; the 200 ms wait bounds the reaction to a
 	 * signal. */
 	while (!tail_stop) {
@@ -279,7 +310,8 @@ main(int argc, char **argv)
 			continue;
 		if (e != KF_OK)
 			break;
-		print_event(&ev, json);
+		print_event(&ev, t->json, false);
+		fflush(stdout);
 		if (ferror(stdout))
 			break;
 	}
@@ -291,4 +323,750 @@ out:
 	kf_writer_free(writer);
 	kf_conn_free(conn);
 	return rc;
+}
+
+/* ---- broker mode: HELLO ---- */
+
+/* A reader over a reply, per protocol.md's encoding (little-endian). */
+struct rd {
+	const uint8_t *p, *end;
+	bool bad;
+};
+
+static uint64_t
+rd_uint(struct rd *r, size_t n)
+{
+	uint64_t v = 0;
+
+	if (r->bad || (size_t)(r->end - r->p) < n) {
+		r->bad = true;
+		return 0;
+	}
+	for (size_t i = 0; i < n; i++)
+		v |= (uint64_t)r->p[i] << (8 * i);
+	r->p += n;
+	return v;
+}
+
+/* A str into buf (truncated to fit, always terminated). */
+static void
+rd_str(struct rd *r, char *buf, size_t len)
+{
+	size_t n = (size_t)rd_uint(r, 2);
+
+	buf[0] = '\0';
+	if (r->bad || (size_t)(r->end - r->p) < n) {
+		r->bad = true;
+		return;
+	}
+	snprintf(buf, len, "%.*s", (int)n, (const char *)r->p);
+	r->p += n;
+}
+
+struct hello {
+	bool found;	   /* the stream is served */
+	int readiness;	   /* its readiness, when found */
+	char streams[512]; /* the names served, comma-separated */
+};
+
+static bool
+is_scheme(const char *addr, const char *s)
+{
+	return strncmp(addr, s, strlen(s)) == 0;
+}
+
+/* Why nothing answered at a broker's request address, for the error
+ * message. */
+static void
+explain_silence(const char *broker, const char *rep, char *why, size_t len)
+{
+	struct stat st;
+
+	if (is_scheme(rep, "ipc://") && stat(rep + 6, &st) != 0)
+		snprintf(why, len,
+			 "no broker at %s: its request socket %s: %s (is "
+			 "kubefand running with --listen %s?)",
+			 broker, rep + 6, strerror(errno), broker);
+	else if (is_scheme(rep, "ipc://"))
+		snprintf(why, len,
+			 "no broker at %s: nothing answers on %s (the socket "
+			 "file exists; a broker that exited uncleanly leaves "
+			 "it behind)",
+			 broker, rep);
+	else
+		snprintf(why, len,
+			 "no broker at %s: nothing answers on %s (is kubefand "
+			 "running and listening there?)",
+			 broker, rep);
+}
+
+/* Ask HELLO on rep within timeout_s. 0 and *h filled, or 1 with a
+ * message in why. */
+static int
+hello(const struct tail_opts *t, const char *rep, const char *stream,
+      struct hello *h, char *why, size_t len)
+{
+	static const uint8_t req[16] = {'K', 'F', 1, 16};
+	nng_socket s;
+	nng_dialer d;
+	nng_msg *m = NULL;
+	nng_duration to = (nng_duration)(t->timeout_s * 1000);
+	struct rd r;
+	char name[256], version[64];
+	uint32_t n;
+	int rv;
+
+	memset(h, 0, sizeof(*h));
+	if ((rv = nng_req0_open(&s)) != 0) {
+		snprintf(why, len, "nng: %s", nng_strerror(rv));
+		return 1;
+	}
+	nng_socket_set_ms(s, NNG_OPT_SENDTIMEO, to);
+	nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, to);
+	nng_socket_set_size(s, NNG_OPT_RECVMAXSZ, 0);
+	rv = nng_dialer_create(&d, s, rep);
+	if (rv == 0 && is_scheme(rep, "tls+tcp://") && t->tls_ca != NULL)
+		rv = nng_dialer_set_string(d, NNG_OPT_TLS_CA_FILE, t->tls_ca);
+	if (rv == 0 && is_scheme(rep, "tls+tcp://") && t->tls_name != NULL)
+		rv = nng_dialer_set_string(d, NNG_OPT_TLS_SERVER_NAME,
+					   t->tls_name);
+	if (rv == 0)
+		nng_dialer_set_ms(d, NNG_OPT_RECONNMINT, 100);
+	if (rv == 0)
+		nng_dialer_set_ms(d, NNG_OPT_RECONNMAXT, 500);
+	if (rv == 0)
+		rv = nng_dialer_start(d, NNG_FLAG_NONBLOCK);
+	if (rv != 0) {
+		snprintf(why, len, "bad broker address %s: %s", rep,
+			 nng_strerror(rv));
+		nng_close(s);
+		return 1;
+	}
+	rv = nng_msg_alloc(&m, 0);
+	if (rv == 0)
+		rv = nng_msg_append(m, req, sizeof(req));
+	if (rv == 0)
+		rv = nng_sendmsg(s, m, 0);
+	if (rv != 0 && m != NULL)
+		nng_msg_free(m);
+	if (rv == 0)
+		rv = nng_recvmsg(s, &m, 0);
+	if (rv == NNG_ETIMEDOUT) {
+		explain_silence(t->broker, rep, why, len);
+		snprintf(why + strlen(why), len - strlen(why),
+			 "; gave up after %.1f s", t->timeout_s);
+	} else if (rv != 0) {
+		snprintf(why, len, "%s: %s", rep, nng_strerror(rv));
+	}
+	nng_close(s);
+	if (rv != 0)
+		return 1;
+
+	r = (struct rd){nng_msg_body(m),
+			(const uint8_t *)nng_msg_body(m) + nng_msg_len(m),
+			false};
+	if (rd_uint(&r, 2) != 0x464b || rd_uint(&r, 1) != 1 ||
+	    rd_uint(&r, 1) != 32) {
+		snprintf(why, len,
+			 "%s does not speak kubefan protocol version 1 (is it "
+			 "a kubefand request address?)",
+			 rep);
+		nng_msg_free(m);
+		return 1;
+	}
+	rd_uint(&r, 4); /* flags */
+	rd_uint(&r, 8); /* incarnation */
+	rd_uint(&r, 1); /* status */
+	rd_str(&r, version, sizeof(version));
+	n = (uint32_t)rd_uint(&r, 4);
+	/* Bounded by the reply's length: each entry takes >= 19 bytes. */
+	for (uint32_t i = 0; i < n && !r.bad; i++) {
+		int ready;
+
+		rd_str(&r, name, sizeof(name));
+		ready = (int)rd_uint(&r, 1);
+		rd_uint(&r, 8);
+		rd_uint(&r, 8);
+		if (r.bad)
+			break;
+		if (strcmp(name, stream) == 0) {
+			h->found = true;
+			h->readiness = ready;
+		}
+		if (strlen(h->streams) + strlen(name) + 3 < sizeof(h->streams))
+			snprintf(h->streams + strlen(h->streams),
+				 sizeof(h->streams) - strlen(h->streams),
+				 "%s%s", h->streams[0] ? ", " : "", name);
+	}
+	nng_msg_free(m);
+	if (r.bad) {
+		snprintf(why, len, "%s: malformed HELLO reply", rep);
+		return 1;
+	}
+	return 0;
+}
+
+/* ---- broker mode: progress ---- */
+
+enum { PH_HELLO, PH_SUBSCRIBED, PH_FRAME, PH_DONE };
+
+static struct {
+	pthread_t thread;
+	bool running;
+	bool tty; /* draw one line with \r; else plain lines */
+	double t0;
+	const char *stream;
+	_Atomic int phase;
+	_Atomic(kf_remote *) remote;
+	atomic_size_t got, total;
+	atomic_bool quit;
+	bool drawn;
+} prog;
+
+static void
+prog_draw(void)
+{
+	double el = now_s() - prog.t0;
+	int ph = atomic_load(&prog.phase);
+	kf_remote *r = atomic_load(&prog.remote);
+	char line[256];
+
+	if (ph == PH_HELLO) {
+		snprintf(line, sizeof(line), "connecting to the broker");
+	} else if (ph == PH_SUBSCRIBED && r != NULL) {
+		kf_remote_stats s;
+
+		kf_remote_stats_get(r, &s);
+		snprintf(line, sizeof(line), "%s the snapshot of %s",
+			 s.messages == 0 ? "waiting to fetch" : "fetching",
+			 prog.stream);
+	} else {
+		snprintf(line, sizeof(line), "%s: %zu/%zu objects", prog.stream,
+			 atomic_load(&prog.got), atomic_load(&prog.total));
+	}
+	if (prog.tty)
+		fprintf(stderr, "\rkubefan-tail: %s, %.1f s\033[K", line, el);
+	else
+		fprintf(stderr, "kubefan-tail: %s, %.1f s\n", line, el);
+	prog.drawn = true;
+}
+
+static void *
+prog_main(void *arg)
+{
+	int ticks = 0;
+
+	(void)arg;
+	/* 100 ms per turn until the main thread sets quit. */
+	while (!atomic_load(&prog.quit)) {
+		struct timespec ts = {0, 100 * 1000 * 1000};
+
+		nanosleep(&ts, NULL);
+		ticks++;
+		if (prog.tty && ticks >= 5 && ticks % 2 == 0)
+			prog_draw();
+		else if (!prog.tty && ticks % 10 == 0)
+			prog_draw();
+	}
+	return NULL;
+}
+
+static void
+prog_start(bool forced, const char *stream)
+{
+	prog.tty = isatty(STDERR_FILENO);
+	prog.t0 = now_s();
+	prog.stream = stream;
+	if (!prog.tty && !forced)
+		return;
+	prog.running = pthread_create(&prog.thread, NULL, prog_main, NULL) == 0;
+}
+
+/* Stop drawing; with done, say what was loaded (when a line was drawn or
+ * progress was asked for). */
+static void
+prog_stop(bool done, bool forced)
+{
+	if (!prog.running)
+		return;
+	atomic_store(&prog.quit, true);
+	pthread_join(prog.thread, NULL);
+	prog.running = false;
+	if (prog.tty && prog.drawn)
+		fprintf(stderr, "\r\033[K");
+	if (done && (prog.drawn || forced))
+		fprintf(stderr,
+			"kubefan-tail: snapshot of %zu objects loaded in "
+			"%.1f s\n",
+			atomic_load(&prog.got), now_s() - prog.t0);
+}
+
+/* ---- broker mode ---- */
+
+static int
+cmp_obj(const void *a, const void *b)
+{
+	const kf_object *x = *(kf_object *const *)a;
+	const kf_object *y = *(kf_object *const *)b;
+	int c = strcmp(kf_object_namespace(x), kf_object_namespace(y));
+
+	return c ? c : strcmp(kf_object_name(x), kf_object_name(y));
+}
+
+/* Why no first state arrived before the deadline. */
+static void
+explain_no_state(kf_remote *r, const char *pub, const char *rep, char *why,
+		 size_t len)
+{
+	kf_remote_stats s;
+
+	kf_remote_stats_get(r, &s);
+	if (s.messages == 0)
+		snprintf(why, len,
+			 "the broker answered on %s but nothing arrived on "
+			 "its events address %s (wrong --broker or --refs?)",
+			 rep, pub);
+	else if (s.request_errors > 0)
+		snprintf(why, len,
+			 "snapshot requests to %s failed or timed out (%llu "
+			 "times)",
+			 rep, (unsigned long long)s.request_errors);
+	else
+		snprintf(why, len,
+			 "the stream has no state yet (the broker's first "
+			 "list has not completed)");
+}
+
+/* The objects of the first frame, sorted and printed; 0 or 1. */
+static int
+print_snapshot(kf_object **objs, size_t n, bool json, bool ref_only)
+{
+	qsort(objs, n, sizeof(*objs), cmp_obj);
+	if (!json)
+		print_header();
+	for (size_t i = 0; i < n; i++) {
+		kf_event ev = {.type = KF_EV_INIT_APPLY, .obj = objs[i]};
+
+		print_event(&ev, json, ref_only);
+	}
+	fflush(stdout);
+	return ferror(stdout) ? 1 : 0;
+}
+
+struct objs {
+	kf_object **v;
+	size_t n, cap;
+};
+
+static bool
+objs_push(struct objs *o, kf_object *obj)
+{
+	if (o->n == o->cap) {
+		size_t nc = o->cap ? o->cap * 2 : 256;
+		kf_object **nv = realloc(o->v, nc * sizeof(*nv));
+
+		if (nv == NULL)
+			return false;
+		o->v = nv;
+		o->cap = nc;
+	}
+	o->v[o->n++] = kf_object_ref(obj);
+	return true;
+}
+
+static void
+objs_free(struct objs *o)
+{
+	for (size_t i = 0; i < o->n; i++)
+		kf_object_unref(o->v[i]);
+	free(o->v);
+}
+
+/* Broker-side stream id of RES: plural, or plural.group. */
+static void
+stream_of(const struct tail_opts *t, char *buf, size_t len)
+{
+	if (t->stream != NULL)
+		snprintf(buf, len, "%s", t->stream);
+	else if (t->group[0] != '\0')
+		snprintf(buf, len, "%s.%s", t->res, t->group);
+	else
+		snprintf(buf, len, "%s", t->res);
+}
+
+/* The request address kubefand derives from its --listen. */
+static bool
+derive_rep(const char *pub, char *buf, size_t len)
+{
+	size_t l = strlen(pub);
+	const char *colon = strrchr(pub, ':');
+	char *end;
+	long port;
+
+	if (is_scheme(pub, "ipc://")) {
+		if (l > 4 && strcmp(pub + l - 4, ".pub") == 0)
+			snprintf(buf, len, "%.*s.rep", (int)(l - 4), pub);
+		else
+			snprintf(buf, len, "%s.rep", pub);
+		return true;
+	}
+	if (colon == NULL || colon < strstr(pub, "://") + 3)
+		return false;
+	port = strtol(colon + 1, &end, 10);
+	if (*end != '\0' || port <= 0 || port >= 65535)
+		return false;
+	snprintf(buf, len, "%.*s:%ld", (int)(colon - pub), pub, port + 1);
+	return true;
+}
+
+static bool
+addr_ok(const char *a)
+{
+	return is_scheme(a, "ipc://") || is_scheme(a, "tcp://") ||
+	       is_scheme(a, "tls+tcp://");
+}
+
+/* One turn of the live loop after the first frame: notes on stderr when
+ * the broker goes silent or restarts. */
+static void
+note_changes(kf_remote *r, kf_remote_stats *last)
+{
+	kf_remote_stats s;
+
+	kf_remote_stats_get(r, &s);
+	if (s.silences > last->silences)
+		fprintf(stderr,
+			"kubefan-tail: the broker is silent; the view may be "
+			"stale (waiting for it)\n");
+	if (s.restarts > last->restarts)
+		fprintf(stderr,
+			"kubefan-tail: the broker restarted; re-syncing\n");
+	*last = s;
+}
+
+static int
+broker_main(struct tail_opts *t)
+{
+	char stream[256], rep[1024], why[1024];
+	const char *pub = t->ref_only && t->refs ? t->refs : t->broker;
+	struct objs snap = {0};
+	struct hello h;
+	kf_remote_opts o;
+	kf_remote *r = NULL;
+	kf_remote_stats last = {0};
+	bool synced = false;
+	double deadline;
+	int rc = 0;
+	kf_err e;
+
+	stream_of(t, stream, sizeof(stream));
+	if (!addr_ok(t->broker) || (t->rep && !addr_ok(t->rep)) ||
+	    (t->refs && !addr_ok(t->refs))) {
+		fprintf(stderr,
+			"kubefan-tail: bad broker address %s: use "
+			"ipc://PATH, tcp://HOST:PORT or tls+tcp://HOST:PORT\n",
+			!addr_ok(t->broker)	     ? t->broker
+			: t->rep && !addr_ok(t->rep) ? t->rep
+						     : t->refs);
+		return 2;
+	}
+	if (t->rep != NULL) {
+		snprintf(rep, sizeof(rep), "%s", t->rep);
+	} else if (!derive_rep(t->broker, rep, sizeof(rep))) {
+		fprintf(stderr,
+			"kubefan-tail: bad broker address %s: a tcp address "
+			"needs :PORT (the request address is PORT + 1), or "
+			"give --rep\n",
+			t->broker);
+		return 2;
+	}
+	prog_start(t->progress, stream);
+	if (hello(t, rep, stream, &h, why, sizeof(why)) != 0) {
+		prog_stop(false, false);
+		fprintf(stderr, "kubefan-tail: %s\n", why);
+		return 1;
+	}
+	if (!h.found) {
+		prog_stop(false, false);
+		fprintf(stderr,
+			"kubefan-tail: the broker at %s has no stream '%s' "
+			"(it serves: %s); give --resource as the broker "
+			"names it, or --stream\n",
+			rep, stream, h.streams[0] ? h.streams : "none");
+		return 1;
+	}
+
+	kf_remote_opts_init(&o);
+	o.pub_addr = pub;
+	o.rep_addr = rep;
+	o.stream = stream;
+	o.namespace_ = t->ns;
+	o.refs_only = t->ref_only;
+	o.tls_ca_file = t->tls_ca;
+	o.tls_server_name = t->tls_name;
+	e = kf_remote_subscribe(&o, &r);
+	if (e != KF_OK) {
+		prog_stop(false, false);
+		fprintf(stderr, "kubefan-tail: cannot subscribe to %s: %s\n",
+			pub, kf_strerror(e));
+		return 1;
+	}
+	atomic_store(&prog.remote, r);
+	atomic_store(&prog.phase, PH_SUBSCRIBED);
+	if (!t->snapshot && !t->json)
+		print_header();
+	deadline = now_s() + t->timeout_s;
+
+	/* One event per turn; the 200 ms wait bounds the reaction to a
+	 * signal (a snapshot fetch inside next can take longer). */
+	while (!tail_stop) {
+		kf_event ev;
+
+		e = kf_remote_try_next(r, &ev);
+		if (e == KF_EAGAIN) {
+			fflush(stdout);
+			e = kf_remote_next(r, 200, &ev);
+		}
+		if (e == KF_ETIMEDOUT) {
+			if (!synced && now_s() > deadline) {
+				explain_no_state(r, pub, rep, why, sizeof(why));
+				prog_stop(false, false);
+				fprintf(stderr,
+					"kubefan-tail: no state of stream %s "
+					"within %.1f s: %s\n",
+					stream, t->timeout_s, why);
+				rc = 1;
+				break;
+			}
+			if (synced)
+				note_changes(r, &last);
+			continue;
+		}
+		if (e != KF_OK)
+			break;
+		if (!synced) {
+			if (ev.type == KF_EV_INIT) {
+				atomic_store(&prog.total,
+					     kf_store_len(kf_remote_store(r)));
+				atomic_store(&prog.phase, PH_FRAME);
+				/* A terminal shows the frame itself. */
+				if (!t->snapshot && isatty(STDOUT_FILENO))
+					prog_stop(false, false);
+			} else if (ev.type == KF_EV_INIT_APPLY) {
+				atomic_fetch_add(&prog.got, 1);
+			}
+		}
+		if (t->snapshot) {
+			if (ev.type == KF_EV_INIT_APPLY &&
+			    !objs_push(&snap, ev.obj)) {
+				fprintf(stderr, "kubefan-tail: out of "
+						"memory\n");
+				rc = 1;
+				break;
+			}
+			if (ev.type != KF_EV_INIT_DONE)
+				continue;
+			prog_stop(true, t->progress);
+			if (!kf_store_is_ready(kf_remote_store(r)))
+				fprintf(stderr,
+					"kubefan-tail: the broker reports "
+					"its watch stale; this state may be "
+					"old\n");
+			rc = print_snapshot(snap.v, snap.n, t->json,
+					    t->ref_only);
+			break;
+		}
+		if (!synced && ev.type == KF_EV_INIT_DONE) {
+			synced = true;
+			prog_stop(true, t->progress);
+			kf_remote_stats_get(r, &last);
+		}
+		print_event(&ev, t->json, t->ref_only);
+		if (ferror(stdout))
+			break;
+	}
+	fflush(stdout);
+	prog_stop(false, false);
+	objs_free(&snap);
+	kf_remote_close(r);
+	return rc;
+}
+
+/* ---- options ---- */
+
+static void
+split_resource(struct tail_opts *t)
+{
+	const char *s1 = strchr(t->resource, '/');
+	const char *s2 = s1 ? strchr(s1 + 1, '/') : NULL;
+
+	if (s2 != NULL)
+		sscanf(t->resource, "%127[^/]/%63[^/]/%127s", t->group,
+		       t->version, t->res);
+	else if (s1 != NULL)
+		sscanf(t->resource, "%63[^/]/%127s", t->version, t->res);
+	else
+		snprintf(t->res, sizeof(t->res), "%s", t->resource);
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+	    {"kubeconfig", required_argument, NULL, 'k'},
+	    {"context", required_argument, NULL, 'c'},
+	    {"resource", required_argument, NULL, 'r'},
+	    {"namespace", required_argument, NULL, 'n'},
+	    {"all-namespaces", no_argument, NULL, 'A'},
+	    {"selector", required_argument, NULL, 'l'},
+	    {"field-selector", required_argument, NULL, 'f'},
+	    {"output", required_argument, NULL, 'o'},
+	    {"broker", required_argument, NULL, 'B'},
+	    {"rep", required_argument, NULL, 'R'},
+	    {"refs", required_argument, NULL, 'F'},
+	    {"stream", required_argument, NULL, 'S'},
+	    {"snapshot", no_argument, NULL, 's'},
+	    {"ref-only", no_argument, NULL, 'O'},
+	    {"progress", no_argument, NULL, 'P'},
+	    {"timeout", required_argument, NULL, 'T'},
+	    {"tls-ca", required_argument, NULL, 'C'},
+	    {"tls-server-name", required_argument, NULL, 'N'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	struct tail_opts t = {.version = "v1", .timeout_s = 10};
+	bool direct_only = false, broker_only = false;
+	struct sigaction sa;
+	char *end;
+	int opt;
+
+	while ((opt = getopt_long(argc, argv, "n:Al:o:vh", longopts, NULL)) !=
+	       -1) {
+		switch (opt) {
+		case 'k':
+			t.kubeconfig = optarg;
+			direct_only = true;
+			break;
+		case 'c':
+			t.context = optarg;
+			direct_only = true;
+			break;
+		case 'r':
+			t.resource = optarg;
+			break;
+		case 'n':
+			t.ns = optarg;
+			break;
+		case 'A':
+			t.all = true;
+			break;
+		case 'l':
+			t.lsel = optarg;
+			direct_only = true;
+			break;
+		case 'f':
+			t.fsel = optarg;
+			direct_only = true;
+			break;
+		case 'o':
+			if (strcmp(optarg, "json") != 0) {
+				fprintf(stderr,
+					"kubefan-tail: -o takes json only\n");
+				return 2;
+			}
+			t.json = true;
+			break;
+		case 'B':
+			t.broker = optarg;
+			break;
+		case 'R':
+			t.rep = optarg;
+			broker_only = true;
+			break;
+		case 'F':
+			t.refs = optarg;
+			broker_only = true;
+			break;
+		case 'S':
+			t.stream = optarg;
+			broker_only = true;
+			break;
+		case 's':
+			t.snapshot = true;
+			broker_only = true;
+			break;
+		case 'O':
+			t.ref_only = true;
+			broker_only = true;
+			break;
+		case 'P':
+			t.progress = true;
+			broker_only = true;
+			break;
+		case 'T':
+			t.timeout_s = strtod(optarg, &end);
+			if (*end != '\0' || t.timeout_s <= 0) {
+				fprintf(stderr,
+					"kubefan-tail: --timeout takes "
+					"seconds > 0, not %s\n",
+					optarg);
+				return 2;
+			}
+			broker_only = true;
+			break;
+		case 'C':
+			t.tls_ca = optarg;
+			broker_only = true;
+			break;
+		case 'N':
+			t.tls_name = optarg;
+			broker_only = true;
+			break;
+		case 'v':
+			t.verbose = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind < argc || t.resource == NULL || (t.ns != NULL && t.all)) {
+		usage(stderr);
+		return 2;
+	}
+	if (t.broker != NULL && direct_only) {
+		fprintf(stderr, "kubefan-tail: --kubeconfig, --context and "
+				"selectors are for direct mode; a broker's "
+				"streams are set in kubefand's "
+				"configuration\n");
+		return 2;
+	}
+	if (t.broker == NULL && broker_only) {
+		fprintf(stderr, "kubefan-tail: --rep, --refs, --stream, "
+				"--snapshot, --ref-only, --progress, "
+				"--timeout and --tls-* need --broker ADDR\n");
+		return 2;
+	}
+	split_resource(&t);
+	if (t.res[0] == '\0') {
+		fprintf(stderr, "kubefan-tail: bad --resource %s\n",
+			t.resource);
+		return 2;
+	}
+	kf_log_set_sink(tail_log, NULL,
+			t.verbose ? KF_LOG_DEBUG : KF_LOG_WARNING);
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = tail_on_signal;
+	/* A second signal ends the process at once (a request to a hung
+	 * broker can take request_timeout_ms). */
+	sa.sa_flags = SA_RESETHAND;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	if (t.broker != NULL)
+		return broker_main(&t);
+	return direct_main(&t);
 }
