@@ -424,6 +424,10 @@ ykey(struct yload *y, struct kd_cfg *c, const char *k, yaml_node_t *v)
 		if (yuint(y, v, k, 10, &u) != 0 || u == 0 || u > KD_MAX_MS)
 			return yfail_v(y, v, "expected 1 to 3600000", k);
 		c->backoff_max_ms = (unsigned)u;
+	} else if (strcmp(k, "watchIdleMs") == 0) {
+		if (yuint(y, v, k, 10, &u) != 0 || u < 1000 || u > KD_MAX_MS)
+			return yfail_v(y, v, "expected 1000 to 3600000", k);
+		c->watch_idle_ms = (unsigned)u;
 	} else if (strcmp(k, "staleAfterFailures") == 0) {
 		if (yuint(y, v, k, 10, &u) != 0 || u == 0 || u > 1000)
 			return yfail_v(y, v, "expected 1 to 1000", k);

@@ -41,6 +41,7 @@ struct kd_cfg {
 	unsigned heartbeat_ms;
 	unsigned backoff_max_ms;       /* 0: the watcher's default */
 	unsigned stale_after_failures; /* 0: the watcher's default */
+	unsigned watch_idle_ms;	       /* 0: the watcher's default */
 	bool log_json;
 	int log_level;
 	double duration;

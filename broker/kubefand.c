@@ -71,8 +71,9 @@ usage(FILE *f)
 	fputs(
 	    "usage: kubefand [options] --resource R [--resource R ...]\n"
 	    "\n"
-	    "  --config FILE         YAML configuration (docs/broker.md); "
-	    "flags override it\n"
+	    "  --config FILE         YAML configuration "
+	    "(docs/operations.md); flags\n"
+	    "                        override it\n"
 	    "  --check-config        validate the configuration and exit\n"
 	    "  --kubeconfig FILE     kubeconfig (default $KUBECONFIG, "
 	    "~/.kube/config,\n"
@@ -82,8 +83,8 @@ usage(FILE *f)
 	    "version/resource\n"
 	    "                        or group/version/resource; options "
 	    "ns=, labels=,\n"
-	    "                        fields=, name= (stream id), "
-	    "transform=strip-managed-fields\n"
+	    "                        fields=, name= (stream id),\n"
+	    "                        transform=strip-managed-fields\n"
 	    "  --listen ADDR         PUB address (default "
 	    "ipc:///tmp/kubefand.pub)\n"
 	    "  --refs ADDR           reference-only PUB address (default "
@@ -108,16 +109,18 @@ usage(FILE *f)
 	    "                        failed requests in a row before a "
 	    "resource is\n"
 	    "                        reported not ready (default 3)\n"
-	    "  --http ADDR           /metrics, /healthz, /readyz (default "
-	    "http://127.0.0.1:9090;\n"
-	    "                        none disables)\n"
+	    "  --watch-idle-ms N     drop a request silent for this long "
+	    "(default 305000)\n"
+	    "  --http ADDR           /metrics, /healthz, /readyz (default\n"
+	    "                        http://127.0.0.1:9090; none disables)\n"
 	    "  --log-dest D          stderr, syslog or a file path (default "
 	    "stderr)\n"
 	    "  --log-format F        text or json (default text)\n"
 	    "  --log-level L         err, warning, notice, info, debug "
 	    "(default info)\n"
 	    "  --duration SECONDS    exit after this long (default: run until "
-	    "SIGTERM)\n",
+	    "SIGTERM)\n"
+	    "  -h, --help            this text\n",
 	    f);
 }
 
@@ -161,6 +164,7 @@ parse_args(int argc, char **argv, struct kd_cfg *c)
 		O_HB,
 		O_BACKOFF_MAX,
 		O_STALE_AFTER,
+		O_WATCH_IDLE,
 		O_HTTP,
 		O_LOG_DEST,
 		O_LOG_FORMAT,
@@ -185,6 +189,7 @@ parse_args(int argc, char **argv, struct kd_cfg *c)
 	    {"heartbeat-ms", required_argument, NULL, O_HB},
 	    {"backoff-max-ms", required_argument, NULL, O_BACKOFF_MAX},
 	    {"stale-after-failures", required_argument, NULL, O_STALE_AFTER},
+	    {"watch-idle-ms", required_argument, NULL, O_WATCH_IDLE},
 	    {"http", required_argument, NULL, O_HTTP},
 	    {"log-dest", required_argument, NULL, O_LOG_DEST},
 	    {"log-format", required_argument, NULL, O_LOG_FORMAT},
@@ -272,6 +277,18 @@ parse_args(int argc, char **argv, struct kd_cfg *c)
 			    flag_positive("--stale-after-failures", u) != 0)
 				return -1;
 			c->stale_after_failures = (unsigned)u;
+			break;
+		case O_WATCH_IDLE:
+			if (flag_uint("--watch-idle-ms", 10, 3600000, &u) != 0)
+				return -1;
+			if (u < 1000) {
+				fprintf(stderr,
+					"kubefand: --watch-idle-ms \"%s\": "
+					"expected 1000 or more\n",
+					optarg);
+				return -1;
+			}
+			c->watch_idle_ms = (unsigned)u;
 			break;
 		case O_HTTP:
 			kd_set(&c->http, optarg);
@@ -379,6 +396,7 @@ start_resource(struct kd *d, struct kd_res *r)
 	wo.field_selector = r->fields;
 	wo.backoff_max_ms = d->c.backoff_max_ms;
 	wo.stale_after_failures = d->c.stale_after_failures;
+	wo.idle_ms = d->c.watch_idle_ms;
 	if (r->strip)
 		wo.transform = kf_transform_strip_managed_fields;
 	e = kf_watcher_alloc(d->conn, &wo, &w);

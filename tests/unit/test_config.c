@@ -180,6 +180,8 @@ Test(config, a_bad_value_in_the_file_is_named_with_its_key_and_line)
 	    {"logFormat: xml\n", "logFormat: \"xml\": expected text or json"},
 	    {"backoffMaxMs: -1\n", "backoffMaxMs: \"-1\":"},
 	    {"staleAfterFailures: 0\n", "staleAfterFailures: \"0\":"},
+	    {"watchIdleMs: 500\n",
+	     "watchIdleMs: \"500\": expected 1000 to 3600000"},
 	    {"listen: \"\"\n", "listen: \"\": expected a non-empty string"},
 	    {"resources: configmaps\n",
 	     "resources: \"configmaps\": expected a list"},
@@ -209,7 +211,8 @@ Test(config, the_file_sets_the_watch_retry_settings)
 {
 	struct kd_cfg c;
 	char err[256] = "";
-	char *path = write_tmp("backoffMaxMs: 2000\nstaleAfterFailures: 2\n");
+	char *path = write_tmp("backoffMaxMs: 2000\nstaleAfterFailures: 2\n"
+			       "watchIdleMs: 90000\n");
 
 	kd_cfg_defaults(&c);
 	cr_assert_eq(c.backoff_max_ms, 0);
@@ -217,6 +220,7 @@ Test(config, the_file_sets_the_watch_retry_settings)
 		     err);
 	cr_assert_eq(c.backoff_max_ms, 2000);
 	cr_assert_eq(c.stale_after_failures, 2);
+	cr_assert_eq(c.watch_idle_ms, 90000);
 	kd_cfg_fini(&c);
 	unlink(path);
 }
