@@ -398,6 +398,57 @@ TestSuite(ops, .fini = restore_cluster, .timeout = 300);
 #define N_UPDATE 4
 #define N_DELETE 2
 
+/* Other tests restart the API server and compact etcd on the shared
+ * cluster. A run they disturbed (a request that had to be retried, a
+ * re-list) cannot be held to exact event counts; it is repeated. */
+static bool disturbed;
+
+enum cm_op { CM_CREATE, CM_UPDATE, CM_DELETE };
+
+/* One ConfigMap request, retried for up to 60 s while the API server does
+ * not answer (an answer that got lost makes the retry 409 or 404). */
+static void
+cm(enum cm_op op, const char *ns, const char *name, const char *value)
+{
+	static const long ok[] = {201, 200, 200}, again[] = {409, 0, 404};
+	double end = now_s() + 60;
+	long st;
+
+	for (;;) {
+		st = op == CM_CREATE ? kt_configmap_create(ns, name, "k", value)
+		     : op == CM_UPDATE
+			 ? kt_configmap_update(ns, name, "k", value)
+			 : kt_configmap_delete(ns, name);
+		if (st == ok[op] || (disturbed && st == again[op]))
+			return;
+		cr_assert(st < 0 || st >= 500, "%s %s/%s: HTTP %ld",
+			  op == CM_CREATE   ? "create"
+			  : op == CM_UPDATE ? "update"
+					    : "delete",
+			  ns, name, st);
+		cr_assert_lt(now_s(), end, "the API server did not answer");
+		disturbed = true;
+		usleep(250 * 1000);
+	}
+}
+
+/* The API server answers /readyz (another test may be restarting it). */
+static void
+await_api_server(void)
+{
+	double end = now_s() + 90;
+	struct kt_resp r;
+
+	for (;;) {
+		kt_request("GET", "/readyz", NULL, 0, &r);
+		kt_resp_fini(&r);
+		if (r.status == 200)
+			return;
+		cr_assert_lt(now_s(), end, "the API server is not ready");
+		usleep(250 * 1000);
+	}
+}
+
 static void
 churn(const char *ns)
 {
@@ -405,15 +456,15 @@ churn(const char *ns)
 
 	for (int i = 0; i < N_CREATE; i++) {
 		snprintf(name, sizeof(name), "cm-%d", i);
-		must(kt_configmap_create(ns, name, "k", "v0"), 201, "create");
+		cm(CM_CREATE, ns, name, "v0");
 	}
 	for (int i = 0; i < N_UPDATE; i++) {
 		snprintf(name, sizeof(name), "cm-%d", i);
-		must(kt_configmap_update(ns, name, "k", "v1"), 200, "update");
+		cm(CM_UPDATE, ns, name, "v1");
 	}
 	for (int i = 0; i < N_DELETE; i++) {
 		snprintf(name, sizeof(name), "cm-%d", N_CREATE - 1 - i);
-		must(kt_configmap_delete(ns, name), 200, "delete");
+		cm(CM_DELETE, ns, name, NULL);
 	}
 }
 
@@ -441,13 +492,17 @@ scrape_until_settled(struct kd *k, double max_s)
 	return text;
 }
 
-Test(ops, metrics_agree_with_what_happened)
+/* One run of the metrics scenario; false when others disturbed it. */
+static bool
+metrics_run(void)
 {
 	const char *extra[] = {"--ring-capacity", "256", NULL};
 	struct kd k;
 	char *text, *body, series[256];
 	double t, seq;
 
+	disturbed = false;
+	await_api_server();
 	kd_setup(&k, "kf-ops-m");
 	kd_start(&k, extra);
 	t = await_status(k.port, "/readyz", 200, 60, &body);
@@ -462,7 +517,6 @@ Test(ops, metrics_agree_with_what_happened)
 	must(http_get(k.port, "/metrics", &text), 200, "/metrics");
 	cr_assert_eq(rsample(text, "kubefan_resource_objects", k.stream), 0);
 	cr_assert_eq(rsample(text, "kubefan_resource_ready", k.stream), 1);
-	cr_assert_eq(rsample(text, "kubefan_lists_total", k.stream), 1);
 	cr_assert_eq(events(text, k.stream, "ADDED"), 0);
 	cr_assert_geq(
 	    rsample(text, "kubefan_list_last_duration_seconds", k.stream), 1e-6,
@@ -471,15 +525,21 @@ Test(ops, metrics_agree_with_what_happened)
 
 	churn(k.ns);
 	text = scrape_until_settled(&k, 30);
-
-	/* Per resource: the store and the watch's counters. */
 	cr_assert_eq(rsample(text, "kubefan_resource_objects", k.stream),
 		     N_CREATE - N_DELETE, "%s", text);
 	cr_assert_eq(rsample(text, "kubefan_resource_ready", k.stream), 1);
-	cr_assert_eq(rsample(text, "kubefan_lists_total", k.stream), 1,
-		     "a re-list (another test compacting etcd?)\n%s", text);
-	cr_assert_eq(rsample(text, "kubefan_relists_total", k.stream), 0);
-	cr_assert_eq(rsample(text, "kubefan_watch_gone_total", k.stream), 0);
+	if (disturbed ||
+	    rsample(text, "kubefan_relists_total", k.stream) != 0 ||
+	    rsample(text, "kubefan_watch_gone_total", k.stream) != 0) {
+		cr_log_warn("run disturbed by another test (retried requests "
+			    "or a re-list); repeating it");
+		free(text);
+		kd_stop(&k);
+		return false;
+	}
+
+	/* Per resource: the watch's counters. */
+	cr_assert_eq(rsample(text, "kubefan_lists_total", k.stream), 1);
 	cr_assert_eq(events(text, k.stream, "ADDED"), N_CREATE, "%s", text);
 	cr_assert_eq(events(text, k.stream, "MODIFIED"), N_UPDATE, "%s", text);
 	cr_assert_eq(events(text, k.stream, "DELETED"), N_DELETE, "%s", text);
@@ -487,7 +547,7 @@ Test(ops, metrics_agree_with_what_happened)
 	cr_assert_gt(
 	    rsample(text, "kubefan_watch_received_bytes_total", k.stream), 0);
 	t = rsample(text, "kubefan_watch_last_event_age_seconds", k.stream);
-	cr_assert(t >= 0 && t < 30, "last event age %f", t);
+	cr_assert(t >= 0 && t < 10, "last event age %f", t);
 	t = rsample(text, "kubefan_list_last_duration_seconds", k.stream);
 	cr_assert(t > 0 && t < 30, "list duration %f", t);
 
@@ -540,6 +600,15 @@ Test(ops, metrics_agree_with_what_happened)
 	free(text);
 
 	kd_stop(&k);
+	return true;
+}
+
+Test(ops, metrics_agree_with_what_happened)
+{
+	int runs = 0;
+
+	while (!metrics_run())
+		cr_assert_lt(++runs, 3, "three runs in a row disturbed");
 }
 
 /* Readiness follows the API server: 503 naming the resource and the reason
@@ -553,12 +622,13 @@ Test(ops, readyz_turns_not_ready_without_the_api_server_and_back)
 	char *body, *text, want[160];
 	double t_stale, t_back, t0;
 
+	await_api_server();
 	kd_setup(&k, "kf-ops-r");
 	kd_start(&k, extra);
 	cr_assert_geq(await_status(k.port, "/readyz", 200, 60, &body), 0,
 		      "/readyz never 200: %s", body ? body : "");
 	free(body);
-	must(kt_configmap_create(k.ns, "before", "k", "v"), 201, "create");
+	cm(CM_CREATE, k.ns, "before", "v");
 
 	/* The window others share: from here to start-apiserver. */
 	apiserver_stopped = true;
@@ -594,7 +664,7 @@ Test(ops, readyz_turns_not_ready_without_the_api_server_and_back)
 		    t_back);
 
 	/* The metrics saw it too; the data is still right afterwards. */
-	must(kt_configmap_create(k.ns, "after", "k", "v"), 201, "create");
+	cm(CM_CREATE, k.ns, "after", "v");
 	t0 = now_s();
 	do {
 		must(http_get(k.port, "/metrics", &text), 200, "/metrics");
