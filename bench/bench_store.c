@@ -309,10 +309,42 @@ rw_get(struct rw_map *m, const kf_objref *ref)
 	return o;
 }
 
+/* The same look-up with the hash computed beforehand (as a key holds it),
+ * with a reference taken inside the lock, or the object borrowed. */
+static kf_object *
+rw_get_key(struct rw_map *m, const kf_store_key *k, bool ref)
+{
+	kf_object *o;
+
+	pthread_rwlock_rdlock(&m->lock);
+	o = ck_hs_get(&m->hs, (unsigned long)k->hash,
+		      (const void *)((uintptr_t)&k->ref | 1));
+	if (ref)
+		kf_object_ref(o);
+	pthread_rwlock_unlock(&m->lock);
+	return o;
+}
+
+/* What a look-up does with the object: both sides alike. */
+enum get_mode {
+	GM_GET,	    /* kf_store_get(ref) | rdlock, hash, probe, ref */
+	GM_GET_KEY, /* kf_store_get_key(key) | rdlock, probe, ref */
+	GM_READ,    /* kf_store_read(key, fn) | rdlock, probe, borrow */
+	GM_PIN,	    /* pin, 16 x get_borrowed, unpin | rdlock, 16 x probe */
+	GM_COUNT,
+};
+
+#define PIN_BATCH 16
+
+static const char *const gm_names[GM_COUNT] = {
+    "get()", "get_key()", "read() borrowed", "pinned borrowed x16"};
+
 struct get_job {
 	kf_store *s;	  /* kubefan, or */
 	struct rw_map *m; /* the baseline */
+	enum get_mode mode;
 	const kf_objref *refs;
+	const kf_store_key *keys;
 	const size_t *order;
 	size_t norder;
 	double secs;
@@ -320,6 +352,79 @@ struct get_job {
 	double ns_per_op;
 	size_t misses;
 };
+
+static void
+read_fn(void *arg, const kf_object *obj)
+{
+	*(const kf_object **)arg = obj;
+}
+
+/* 4096 look-ups from position *k of the job's order. */
+static void
+get_batch(struct get_job *j, size_t *k)
+{
+	for (int b = 0; b < 4096;) {
+		size_t i = j->order[*k];
+		const kf_object *o = NULL;
+		kf_object *ro = NULL;
+
+		if (++*k == j->norder)
+			*k = 0;
+		switch (j->mode) {
+		case GM_GET:
+			if (j->s != NULL)
+				kf_store_get(j->s, &j->refs[i], &ro);
+			else
+				ro = rw_get(j->m, &j->refs[i]);
+			o = ro;
+			break;
+		case GM_GET_KEY:
+			if (j->s != NULL)
+				kf_store_get_key(j->s, &j->keys[i], &ro);
+			else
+				ro = rw_get_key(j->m, &j->keys[i], true);
+			o = ro;
+			break;
+		case GM_READ:
+			if (j->s != NULL)
+				kf_store_read(j->s, &j->keys[i], read_fn, &o);
+			else
+				o = rw_get_key(j->m, &j->keys[i], false);
+			break;
+		default: /* GM_PIN: a batch of PIN_BATCH */
+			if (j->s != NULL)
+				kf_store_pin(j->s);
+			else
+				pthread_rwlock_rdlock(&j->m->lock);
+			for (int q = 0; q < PIN_BATCH; q++) {
+				const kf_store_key *key =
+				    &j->keys[j->order[*k]];
+
+				if (q > 0 && ++*k == j->norder)
+					*k = 0;
+				if (j->s != NULL)
+					kf_store_get_borrowed(j->s, key, &o);
+				else
+					o = ck_hs_get(
+					    &j->m->hs, (unsigned long)key->hash,
+					    (const void
+						 *)((uintptr_t)&key->ref | 1));
+				if (o == NULL)
+					j->misses++;
+			}
+			if (j->s != NULL)
+				kf_store_unpin(j->s);
+			else
+				pthread_rwlock_unlock(&j->m->lock);
+			b += PIN_BATCH;
+			continue;
+		}
+		if (o == NULL)
+			j->misses++;
+		kf_object_unref(ro);
+		b++;
+	}
+}
 
 static void *
 get_worker(void *arg)
@@ -334,20 +439,7 @@ get_worker(void *arg)
 	c0 = cpu_now();
 	do {
 		/* Bound: 4096 look-ups between clock reads. */
-		for (int b = 0; b < 4096; b++) {
-			const kf_objref *r = &j->refs[j->order[k]];
-			kf_object *o = NULL;
-
-			if (++k == j->norder)
-				k = 0;
-			if (j->s != NULL)
-				kf_store_get(j->s, r, &o);
-			else
-				o = rw_get(j->m, r);
-			if (o == NULL)
-				j->misses++;
-			kf_object_unref(o);
-		}
+		get_batch(j, &k);
 		ops += 4096;
 		t = now();
 	} while (t - t0 < j->secs);
@@ -356,7 +448,8 @@ get_worker(void *arg)
 }
 
 static double
-run_gets(kf_store *s, struct rw_map *m, const kf_objref *refs,
+run_gets(kf_store *s, struct rw_map *m, enum get_mode mode,
+	 const kf_objref *refs, const kf_store_key *keys,
 	 const size_t *const *orders, size_t norder, int threads, double secs)
 {
 	struct get_job jobs[2];
@@ -368,7 +461,9 @@ run_gets(kf_store *s, struct rw_map *m, const kf_objref *refs,
 		jobs[i] = (struct get_job){
 		    .s = s != NULL ? kf_store_clone(s) : NULL,
 		    .m = m,
+		    .mode = mode,
 		    .refs = refs,
+		    .keys = keys,
 		    .order = orders[i],
 		    .norder = norder,
 		    .secs = secs,
@@ -479,7 +574,13 @@ main(void)
 	if (getenv("KF_BENCH_HOT") != NULL)
 		hot = strtoul(getenv("KF_BENCH_HOT"), NULL, 10);
 	struct rw_map map;
-	double g[2][2][2]; /* [kubefan, rwlock][hot, cold][1, 2 threads] */
+	/* [mode][kubefan, rwlock][hot, cold][1, 2 threads] */
+	static double ga[GM_COUNT][2][2][2];
+	double(*g)[2][2] = ga[GM_GET];
+	double gsecs = getenv("KF_BENCH_GET_SECS")
+			   ? strtod(getenv("KF_BENCH_GET_SECS"), NULL)
+			   : 0.5;
+	kf_store_key *keys;
 	unsigned seed = 42;
 	struct reader_job rj;
 	double p99_idle, p99_swap, p99_relist, p50_idle;
@@ -520,6 +621,7 @@ main(void)
 	if (kf_store_state(s, &st) != KF_OK)
 		die("state");
 	refs = malloc(c.n * sizeof(*refs));
+	keys = malloc(c.n * sizeof(*keys));
 	order = malloc(c.n * sizeof(*order));
 	pthread_rwlock_init(&map.lock, NULL);
 	ck_hs_init(&map.hs, CK_HS_MODE_OBJECT, rw_hash, rw_cmp, &rw_alloc,
@@ -528,6 +630,7 @@ main(void)
 		kf_object *o = kf_state_at(st, i);
 
 		refs[i] = kf_object_objref(o);
+		keys[i] = kf_store_key_make(&refs[i]);
 		order[i] = i;
 		ck_hs_put(&map.hs, (unsigned long)kfi_object_hash(o), o);
 	}
@@ -539,14 +642,22 @@ main(void)
 	memcpy(order2, order, c.n * sizeof(*order2));
 	shuffle(order2, hot, &seed);
 	shuffle(order2 + hot, c.n - hot, &seed);
-	for (int t = 0; t < 2; t++) {
-		g[0][0][t] = run_gets(s, NULL, refs, orders, hot, t + 1, 0.6);
-		g[1][0][t] =
-		    run_gets(NULL, &map, refs, orders, hot, t + 1, 0.6);
-		g[0][1][t] = run_gets(s, NULL, refs, orders, c.n, t + 1, 0.6);
-		g[1][1][t] =
-		    run_gets(NULL, &map, refs, orders, c.n, t + 1, 0.6);
-	}
+	/* Each pair runs back to back, the side going first alternating. */
+	for (int md = 0; md < GM_COUNT; md++)
+		for (int t = 0; t < 2; t++)
+			for (int k = 0; k < 2; k++) {
+				size_t n = k ? c.n : hot;
+				int first = (md + t + k) & 1;
+
+				for (int q = 0; q < 2; q++) {
+					int side = first ^ q;
+
+					ga[md][side][k][t] = run_gets(
+					    side ? NULL : s, side ? &map : NULL,
+					    md, refs, keys, orders, n, t + 1,
+					    gsecs);
+				}
+			}
 	ck_hs_destroy(&map.hs);
 	free(order);
 	free(order2);
@@ -613,17 +724,21 @@ main(void)
 	       m10.json_avg, m10.ratio, "<=1.5");
 	printf("%-44s %9.0f B  %9.0f B  %7.2fx %6s\n", "memory per Pod, N",
 	       mbig.held_avg, mbig.json_avg, mbig.ratio, "<=1.5");
-	for (int k = 0; k < 2; k++)
-		for (int t = 0; t < 2; t++) {
-			char label[64];
+	for (int md = 0; md < GM_COUNT; md++)
+		for (int k = 0; k < 2; k++)
+			for (int t = 0; t < 2; t++) {
+				double(*x)[2][2] = ga[md];
+				char label[64];
 
-			snprintf(label, sizeof(label),
-				 "get() %s set, %d thread%s",
-				 k ? "cold" : "hot", t + 1, t ? "s" : "");
-			printf("%-44s %9.1f ns %9.1f ns %7.2fx %6s\n", label,
-			       g[0][k][t], g[1][k][t], g[0][k][t] / g[1][k][t],
-			       k == 0 && t == 1 ? "<=0.6" : "");
-		}
+				snprintf(label, sizeof(label),
+					 "%s %s set, %d thread%s", gm_names[md],
+					 k ? "cold" : "hot", t + 1,
+					 t ? "s" : "");
+				printf("%-44s %9.1f ns %9.1f ns %7.2fx %6s\n",
+				       label, x[0][k][t], x[1][k][t],
+				       x[0][k][t] / x[1][k][t],
+				       k == 0 && t == 1 ? "<=0.6" : "");
+			}
 	printf("%-44s %7.0f MB/s %7.0f MB/s %7.2fx %6s\n",
 	       "ingest (parse+store+publish) vs json-c", mb / t_ingest,
 	       mb / t_bare, r_ingest, ">=0.85");
@@ -649,6 +764,39 @@ main(void)
 	       c.n, mb, mbig.json_avg, t_gen, (unsigned long long)n_idle,
 	       (unsigned long long)n_swap, p50_idle, mbig.rss_ratio);
 
+	/* The RESULT line: the fields of get() as before, then per mode. */
+	char gx[4096];
+	size_t gl = 0;
+	static const char *const gm_keys[GM_COUNT] = {"get", "get_key", "read",
+						      "pin"};
+
+	for (int md = 0; md < GM_COUNT; md++)
+		for (int k = 0; k < 2; k++)
+			for (int t = 0; t < 2; t++) {
+				double(*x)[2][2] = ga[md];
+				const char *set = k ? "cold" : "hot";
+
+				if (md == GM_GET) {
+					/* ns fields and the hot 2t ratio are
+					 * the original ones, printed below. */
+					if (k == 0 && t == 1)
+						continue;
+					gl += (size_t)snprintf(
+					    gx + gl, sizeof(gx) - gl,
+					    "\"get_%s_%dt_ratio\":%.3f,", set,
+					    t + 1, x[0][k][t] / x[1][k][t]);
+					continue;
+				}
+				gl += (size_t)snprintf(
+				    gx + gl, sizeof(gx) - gl,
+				    "\"%s_%s_%dt_ns\":%.1f,"
+				    "\"%s_%s_%dt_rwlock_ns\":%.1f,"
+				    "\"%s_%s_%dt_ratio\":%.3f,",
+				    gm_keys[md], set, t + 1, x[0][k][t],
+				    gm_keys[md], set, t + 1, x[1][k][t],
+				    gm_keys[md], set, t + 1,
+				    x[0][k][t] / x[1][k][t]);
+			}
 	printf(
 	    "RESULT {\"bench\":\"store\",\"pods\":%zu,\"json_avg_bytes\":%.0f,"
 	    "\"mem_ratio_10k\":%.3f,\"mem_ratio_n\":%.3f,"
@@ -663,18 +811,20 @@ main(void)
 	    "\"p99_idle_ns\":%.0f,"
 	    "\"p99_swap_ns\":%.0f,\"p99_relist_ns\":%.0f,"
 	    "\"p99_ratio\":%.3f,\"peak_mb\":%.1f,\"steady_mb\":%.1f,"
+	    "%s\"pin_batch\":%d,\"get_secs\":%.2f,"
 	    "\"peak_ratio\":%.3f}\n",
 	    c.n, mbig.json_avg, m10.ratio, mbig.ratio, g[0][0][0], g[1][0][0],
 	    g[0][0][1], g[1][0][1], g[0][1][0], g[1][1][0], g[0][1][1],
 	    g[1][1][1], hot, r_get, mb / t_ingest, mb / t_bare, r_ingest,
 	    t_relist, t_bare_re, r_relist, t_relist_wall, p99_idle, p99_swap,
-	    p99_relist, r_p99, (double)h_peak / 1e6, (double)h_steady / 1e6,
-	    r_peak);
+	    p99_relist, r_p99, (double)h_peak / 1e6, (double)h_steady / 1e6, gx,
+	    PIN_BATCH, gsecs, r_peak);
 
 	kf_store_free(rj.s);
 	free(rj.lat);
 	kf_state_free(st);
 	free(refs);
+	free(keys);
 	kf_writer_free(w);
 	kf_store_free(s);
 	corpus_free(&re);

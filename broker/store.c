@@ -174,7 +174,14 @@ struct kf_store {
 	struct kfs_core *core;
 	ck_epoch_record_t *rec;
 	atomic_flag busy;
+	/* kf_store_pin(): the pinning thread (&kfs_tls_me) and its depth;
+	 * pins is touched only by the owner, under the busy flag. */
+	_Atomic(const void *) owner;
+	unsigned pins;
 } __attribute__((aligned(CK_MD_CACHELINE)));
+
+/* Its address names the calling thread (unique among live threads). */
+static _Thread_local char kfs_tls_me;
 
 /* A set of index keys, deduplicated, in one growing arena. */
 struct kfs_keys {
@@ -836,6 +843,8 @@ kfs_handle(struct kfs_core *c)
 	}
 	s->core = c;
 	atomic_flag_clear(&s->busy);
+	atomic_init(&s->owner, NULL);
+	s->pins = 0;
 	atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
 	return s;
 }
@@ -1302,11 +1311,23 @@ kf_writer_free(kf_writer *w)
 
 /* ---- readers ---- */
 
+static bool
+kfs_pinned_here(kf_store *s)
+{
+	return atomic_load_explicit(&s->owner, memory_order_relaxed) ==
+	       &kfs_tls_me;
+}
+
 static ck_epoch_record_t *
 kfs_enter(kf_store *s)
 {
 	ck_epoch_record_t *r = s->rec;
 
+	if (kfs_pinned_here(s)) {
+		/* Inside this thread's pinned section: nest in it. */
+		ck_epoch_begin(r, NULL);
+		return r;
+	}
 	if (atomic_flag_test_and_set_explicit(&s->busy, memory_order_acquire)) {
 		/* Another thread is inside a call on this handle. */
 		r = kfs_record_get(s->core);
@@ -1322,10 +1343,10 @@ kfs_leave(kf_store *s, ck_epoch_record_t *r)
 {
 	KFS_TSAN_RELEASE(&s->core->tsan_sync);
 	ck_epoch_end(r, NULL);
-	if (r == s->rec)
-		atomic_flag_clear_explicit(&s->busy, memory_order_release);
-	else
+	if (r != s->rec)
 		kfs_record_put(r);
+	else if (!kfs_pinned_here(s))
+		atomic_flag_clear_explicit(&s->busy, memory_order_release);
 }
 
 static struct kfs_gen *
@@ -1348,6 +1369,11 @@ kf_store_free(kf_store *s)
 	if (s == NULL)
 		return;
 	c = s->core;
+	if (kfs_pinned_here(s)) {
+		/* Freed inside a pinned section: end it first. */
+		s->pins = 1;
+		kf_store_unpin(s);
+	}
 	kfs_record_put(s->rec);
 	free(s);
 	kfs_core_unref(c);
@@ -1491,34 +1517,136 @@ kfi_store_record_count(kf_store *s)
 	return n;
 }
 
-kf_err
-kf_store_get(kf_store *s, const kf_objref *ref, kf_object **out)
+/* The object of identity (ref, h) in the current contents, borrowed;
+ * within a reader section. */
+static kf_object *
+kfs_lookup(kf_store *s, const kf_objref *ref, uint64_t h)
 {
-	int rd =
-	    atomic_load_explicit(&s->core->readiness, memory_order_acquire);
 	struct kfs_entry probe = {.u.ref = ref};
-	ck_epoch_record_t *r;
 	struct kfs_entry *e;
-	kf_object *obj = NULL;
 
-	*out = NULL;
-	if (ref == NULL)
-		return KF_EINVAL;
-	if (rd == KF_READINESS_NOT_SYNCED)
-		return KF_ENOTREADY;
 	atomic_init(&probe.obj, NULL);
-	r = kfs_enter(s);
-	if (r == NULL)
-		return KF_ENOMEM;
-	e = ck_hs_get(&kfs_gen_load(s)->main,
-		      (unsigned long)kf_objref_hash(ref), &probe);
-	if (e != NULL)
-		obj = kf_object_ref(kfs_entry_obj(e));
-	kfs_leave(s, r);
-	*out = obj;
+	e = ck_hs_get(&kfs_gen_load(s)->main, (unsigned long)h, &probe);
+	return e != NULL ? kfs_entry_obj(e) : NULL;
+}
+
+/* The answer of a look-up given the readiness read before it. */
+static kf_err
+kfs_answer(int rd, const kf_object *obj)
+{
 	if (rd == KF_READINESS_STALE)
 		return KF_ENOTREADY;
 	return obj != NULL ? KF_OK : KF_ENOTFOUND;
+}
+
+static kf_err
+kfs_get(kf_store *s, const kf_objref *ref, uint64_t h, kf_object **out)
+{
+	int rd =
+	    atomic_load_explicit(&s->core->readiness, memory_order_acquire);
+	ck_epoch_record_t *r;
+	kf_object *obj;
+
+	if (rd == KF_READINESS_NOT_SYNCED)
+		return KF_ENOTREADY;
+	r = kfs_enter(s);
+	if (r == NULL)
+		return KF_ENOMEM;
+	obj = kf_object_ref(kfs_lookup(s, ref, h));
+	kfs_leave(s, r);
+	*out = obj;
+	return kfs_answer(rd, obj);
+}
+
+kf_err
+kf_store_get(kf_store *s, const kf_objref *ref, kf_object **out)
+{
+	*out = NULL;
+	if (ref == NULL)
+		return KF_EINVAL;
+	return kfs_get(s, ref, kf_objref_hash(ref), out);
+}
+
+kf_store_key
+kf_store_key_make(const kf_objref *ref)
+{
+	kf_store_key k = {.ref = *ref, .hash = kf_objref_hash(ref)};
+
+	return k;
+}
+
+kf_err
+kf_store_get_key(kf_store *s, const kf_store_key *key, kf_object **out)
+{
+	*out = NULL;
+	if (key == NULL)
+		return KF_EINVAL;
+	return kfs_get(s, &key->ref, key->hash, out);
+}
+
+kf_err
+kf_store_read(kf_store *s, const kf_store_key *key, kf_store_read_fn fn,
+	      void *arg)
+{
+	int rd;
+	ck_epoch_record_t *r;
+	kf_object *obj;
+
+	if (key == NULL || fn == NULL)
+		return KF_EINVAL;
+	rd = atomic_load_explicit(&s->core->readiness, memory_order_acquire);
+	if (rd == KF_READINESS_NOT_SYNCED)
+		return KF_ENOTREADY;
+	r = kfs_enter(s);
+	if (r == NULL)
+		return KF_ENOMEM;
+	obj = kfs_lookup(s, &key->ref, key->hash);
+	if (obj != NULL)
+		fn(arg, obj);
+	kfs_leave(s, r);
+	return kfs_answer(rd, obj);
+}
+
+kf_err
+kf_store_pin(kf_store *s)
+{
+	if (kfs_pinned_here(s)) {
+		s->pins++;
+		return KF_OK;
+	}
+	if (atomic_flag_test_and_set_explicit(&s->busy, memory_order_acquire))
+		return KF_EAGAIN;
+	s->pins = 1;
+	atomic_store_explicit(&s->owner, &kfs_tls_me, memory_order_relaxed);
+	ck_epoch_begin(s->rec, NULL);
+	return KF_OK;
+}
+
+void
+kf_store_unpin(kf_store *s)
+{
+	if (!kfs_pinned_here(s) || --s->pins > 0)
+		return;
+	atomic_store_explicit(&s->owner, NULL, memory_order_relaxed);
+	kfs_leave(s, s->rec);
+}
+
+kf_err
+kf_store_get_borrowed(kf_store *s, const kf_store_key *key,
+		      const kf_object **out)
+{
+	int rd;
+	kf_object *obj;
+
+	*out = NULL;
+	if (key == NULL || !kfs_pinned_here(s))
+		return KF_EINVAL;
+	rd = atomic_load_explicit(&s->core->readiness, memory_order_acquire);
+	if (rd == KF_READINESS_NOT_SYNCED)
+		return KF_ENOTREADY;
+	obj = kfs_lookup(s, &key->ref, key->hash);
+	*out = obj;
+	return kfs_answer(rd, obj);
 }
 
 static int

@@ -94,6 +94,66 @@ KF_API kf_err kf_store_state(kf_store *s, kf_state **out);
  * (and while stale: then *out is still filled when found). */
 KF_API kf_err kf_store_get(kf_store *s, const kf_objref *ref, kf_object **out);
 
+/* ---- borrowed reads: no reference count ----
+ *
+ * kf_store_get() takes a reference on the object it returns: one atomic
+ * add on the object's header, a cache line every thread that gets the
+ * same hot object writes. The calls below hand the object out borrowed
+ * instead, valid only inside a read-side section of the handle; they
+ * write nothing shared (only the handle's own epoch record), so any
+ * number of threads reading the same objects do not slow each other.
+ *
+ * A key carries the identity hash computed once (hashing the kind,
+ * namespace and name strings is a good part of a look-up); make it with
+ * kf_store_key_make() and reuse it. Its strings are the ref's, borrowed.
+ *
+ * While a section is open the writer cannot free anything a reader could
+ * have seen; in particular an INIT_DONE waits for it to end. So a section
+ * must be short, and must not block, wait for the writer, or call a
+ * kf_writer_* function (on the writer's own thread that deadlocks). */
+typedef struct kf_store_key {
+	kf_objref ref;
+	uint64_t hash; /* kf_objref_hash(&ref) */
+} kf_store_key;
+
+/* The key of ref: ref copied (its strings still borrowed) and hashed. */
+KF_API kf_store_key kf_store_key_make(const kf_objref *ref);
+
+/* kf_store_get() with a precomputed key: the same answers. */
+KF_API kf_err kf_store_get_key(kf_store *s, const kf_store_key *key,
+			       kf_object **out);
+
+/* Calls fn(arg, obj) with the object of key's identity, borrowed: obj is
+ * valid only until fn returns (kf_object_ref() it to keep it). Answers
+ * like kf_store_get(): KF_OK (fn was called), KF_ENOTFOUND (fn was not),
+ * KF_ENOTREADY before the first sync (fn not called) and while stale (fn
+ * called when found). KF_EINVAL for a NULL key or fn. fn runs inside the
+ * read-side section: see the rules above; it may call other reader
+ * functions on any handle. */
+typedef void (*kf_store_read_fn)(void *arg, const kf_object *obj);
+KF_API kf_err kf_store_read(kf_store *s, const kf_store_key *key,
+			    kf_store_read_fn fn, void *arg);
+
+/* A pinned section: between kf_store_pin(s) and kf_store_unpin(s), on
+ * one thread, kf_store_get_borrowed() looks objects up without reference
+ * counts and without entering a section per call. Objects it returned
+ * stay valid until the matching unpin; successive look-ups may see newer
+ * contents (each reads the current contents, a re-list is seen whole or
+ * not at all per look-up). Pins nest on the pinning thread (the section
+ * ends at the last unpin). Other reader calls on the handle from the
+ * pinning thread are fine inside the section. kf_store_pin() answers
+ * KF_OK, or KF_EAGAIN when another thread is inside a call on s or has
+ * it pinned (use one handle per thread: kf_store_clone()). Unpin from
+ * the pinning thread only; an unpin without a pin does nothing. */
+KF_API kf_err kf_store_pin(kf_store *s);
+KF_API void kf_store_unpin(kf_store *s);
+
+/* The object of key's identity, borrowed until kf_store_unpin(); answers
+ * like kf_store_get(). KF_EINVAL (and *out NULL) when the calling thread
+ * has not pinned s. */
+KF_API kf_err kf_store_get_borrowed(kf_store *s, const kf_store_key *key,
+				    const kf_object **out);
+
 /* Index look-ups, as snapshots. `index` is "namespace", "label" (key is
  * "name=value") or a name given to kf_writer_add_index(). KF_EINVAL for an
  * unknown index. */
