@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "httpd.h"
@@ -673,6 +674,33 @@ run(struct kd *d, const sigset_t *set)
 	return KF_OK;
 }
 
+/* How long the stop may take before kubefand gives up on it. */
+#define KD_STOP_DEADLINE_S 10
+
+static void *
+stop_watchdog(void *arg)
+{
+	struct kd *d = arg;
+	struct timespec t = {.tv_sec = KD_STOP_DEADLINE_S};
+
+	while (nanosleep(&t, &t) != 0)
+		;
+	say(d, KF_LOG_ERR, "KF-DAEMON-STOP-TIMEOUT",
+	    "stopping took more than %d s; exiting now", KD_STOP_DEADLINE_S);
+	_exit(1);
+	return NULL;
+}
+
+/* Bound the stop: a thread that ends the process if shutdown_all hangs. */
+static void
+arm_stop_deadline(struct kd *d)
+{
+	pthread_t t;
+
+	if (pthread_create(&t, NULL, stop_watchdog, d) == 0)
+		pthread_detach(t);
+}
+
 /* Readiness off first (load balancers stop routing), then the watches, so
  * nothing feeds the stores; the HTTP server (its collectors read the
  * reflectors); the publisher (its subscriptions); the stores. */
@@ -768,6 +796,7 @@ main(int argc, char **argv)
 	    KF_VERSION_STRING, kf_conn_server(d.conn));
 
 	rc = run(&d, &set) == KF_OK ? 0 : 1;
+	arm_stop_deadline(&d);
 	shutdown_all(&d);
 	say(&d, KF_LOG_NOTICE, "KF-DAEMON-EXIT", "stopped");
 	kf_log_set_sink(NULL, NULL, 0);
