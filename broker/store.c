@@ -23,6 +23,14 @@
  * (one atomic flag) and borrows a spare record for that call, so every
  * call stays correct from any thread.
  *
+ * Borrowed reads. kf_store_read() runs the caller's function inside the
+ * section and kf_store_get_borrowed() returns objects that stay valid
+ * until kf_store_unpin(): no reference count, so readers of the same hot
+ * objects write no shared line. A pin holds the handle's busy flag and
+ * names its thread (owner = &kfs_tls_me); calls from that thread nest in
+ * the pinned section (ck_epoch_begin counts the depth), calls from any
+ * other thread find the flag set and borrow a spare record as usual.
+ *
  * Retirement. Whatever the writer unlinks (an entry and its object
  * reference, an empty bucket, a ck_hs map outgrown by a resize, a whole
  * generation after a swap) goes into a limbo batch handed to ck_epoch_call
