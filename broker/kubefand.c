@@ -9,7 +9,9 @@
  * Threads: the loop (all watches), one feeding thread per stream and the
  * REP thread (publisher), nng's HTTP threads, and this main thread, which
  * only waits for signals (SIGINT and SIGTERM stop, SIGHUP reopens the log
- * file) with those signals blocked everywhere else.
+ * file) with those signals blocked everywhere else. Once a stop begins, a
+ * watchdog thread ends the process with status 1 if the stop has not
+ * finished within KD_STOP_DEADLINE_S.
  */
 #include <getopt.h>
 #include <limits.h>
