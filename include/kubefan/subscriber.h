@@ -27,6 +27,11 @@
  * uses the handle. Handles are independent: closing or stalling one
  * never affects another.
  *
+ * Wake-ups: a blocking next may spin for a few microseconds before it
+ * sleeps (only while a CPU is free for it), and a next woken by the writer
+ * first passes the wake-up on to a few other sleeping subscribers (up to
+ * two system calls), so that the writer makes at most one per event.
+ *
  * Objects: ev->obj is borrowed. It stays valid until the next call of
  * next/try_next on the same handle, or close; take kf_object_ref() to
  * keep it longer. Delivery copies no object and takes no reference.

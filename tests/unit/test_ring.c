@@ -1,10 +1,19 @@
 /* The broadcast ring: sequence numbers, exact lag counts (K12), a stalled
  * subscriber stalls nobody (K13), the blocking policy. */
 #include <criterion/criterion.h>
+#include <poll.h>
 #include <pthread.h>
 #include <time.h>
 
 #include "ring_fake.h"
+
+static void
+sleep_ms_ring(int64_t ms)
+{
+	struct timespec ts = {ms / 1000, ms % 1000 * 1000000};
+
+	nanosleep(&ts, NULL);
+}
 
 static int64_t
 now_ms(void)
@@ -413,6 +422,94 @@ Test(ring, blocking_policy_producer_resumes_when_the_reader_moves)
 	cr_assert_geq(rs.block_waits, 3);
 	cr_assert_eq(rs.block_expiry, 0);
 	kf_subscriber_free(s);
+	fk_unref(f);
+}
+
+/* ---- wake-ups: many sleepers, one system call per publish at most ---- */
+
+#define WAKE_READERS 40
+#define WAKE_ROUNDS  30
+
+struct wake_arg {
+	kf_subscriber *sub;
+	bool use_fd;
+	_Atomic uint64_t got;
+};
+
+static void *
+wake_reader_main(void *p)
+{
+	struct wake_arg *a = p;
+	int fd = a->use_fd ? kf_subscriber_fd(a->sub) : -1;
+	kf_event ev;
+
+	while (atomic_load(&a->got) < WAKE_ROUNDS) {
+		kf_err err;
+
+		if (!a->use_fd) {
+			err = kf_subscriber_next(a->sub, 10000, &ev);
+			cr_assert_eq(err, KF_OK, "%s", kf_strerror(err));
+		} else {
+			struct pollfd pf = {.fd = fd, .events = POLLIN};
+
+			err = kf_subscriber_try_next(a->sub, &ev);
+			if (err == KF_EAGAIN) {
+				cr_assert_eq(poll(&pf, 1, 10000), 1,
+					     "the fd was never written");
+				continue;
+			}
+			cr_assert_eq(err, KF_OK, "%s", kf_strerror(err));
+		}
+		if (ev.type == KF_EV_APPLY)
+			atomic_fetch_add(&a->got, 1);
+	}
+	return NULL;
+}
+
+/* Readers asleep in next() and in poll() on their fd: each publish reaches
+ * every one of them (the woken ones pass the wake-up on), and the writer
+ * makes at most one wake-up system call per publish. */
+Test(ring, one_publish_wakes_every_sleeper_with_at_most_one_system_call)
+{
+	struct fake *f = fk_alloc(64, 4);
+	struct wake_arg *a = calloc(WAKE_READERS, sizeof(*a));
+	pthread_t t[WAKE_READERS];
+	struct kfi_ring_stats rs;
+
+	fk_first_list(f, 0);
+	for (int i = 0; i < WAKE_READERS; i++) {
+		a[i].sub = synced_sub(f);
+		a[i].use_fd = i % 4 == 3;
+		pthread_create(&t[i], NULL, wake_reader_main, &a[i]);
+	}
+	for (uint64_t r = 1; r <= WAKE_ROUNDS; r++) {
+		int64_t end;
+
+		sleep_ms_ring(5); /* most readers fall asleep */
+		fk_apply(f, r % 4);
+		end = now_ms() + 10000;
+		for (int i = 0; i < WAKE_READERS; i++)
+			while (atomic_load(&a[i].got) < r) {
+				cr_assert_lt(now_ms(), end,
+					     "reader %d missed event %llu", i,
+					     (unsigned long long)r);
+				sleep_ms_ring(1);
+			}
+	}
+	for (int i = 0; i < WAKE_READERS; i++)
+		pthread_join(t[i], NULL);
+	kfi_ring_stats(f->ring, &rs);
+	cr_assert_leq(rs.publish_wakes, WAKE_ROUNDS, "%llu wake-ups in publish",
+		      (unsigned long long)rs.publish_wakes);
+	cr_log_info(
+	    "%d readers, %d rounds: %llu wake-up calls, %llu in publish, "
+	    "%llu publishes left to relayers",
+	    WAKE_READERS, WAKE_ROUNDS, (unsigned long long)rs.wakes,
+	    (unsigned long long)rs.publish_wakes,
+	    (unsigned long long)rs.deferred);
+	for (int i = 0; i < WAKE_READERS; i++)
+		kf_subscriber_free(a[i].sub);
+	free(a);
 	fk_unref(f);
 }
 
