@@ -11,6 +11,7 @@
 #include <yaml.h>
 
 #include "config.h"
+#include "kubefan/remote.h"
 #include "kubefan/log.h"
 
 /* The longest time any millisecond or microsecond setting may take. */
@@ -507,36 +508,6 @@ kd_cfg_load_file(struct kd_cfg *c, const char *path, char *err, size_t len)
 	return rc;
 }
 
-/* x.pub -> x.rep for ipc, port + 1 for tcp. */
-static char *
-derive_rep(const char *pub)
-{
-	size_t l = strlen(pub);
-	const char *colon = strrchr(pub, ':');
-	char *rep = malloc(l + 8);
-
-	if (rep == NULL)
-		return NULL;
-	if (strncmp(pub, "ipc://", 6) == 0) {
-		if (l > 4 && strcmp(pub + l - 4, ".pub") == 0)
-			snprintf(rep, l + 8, "%.*s.rep", (int)(l - 4), pub);
-		else
-			snprintf(rep, l + 8, "%s.rep", pub);
-		return rep;
-	}
-	if (colon != NULL && colon[1] != '\0') {
-		long port = strtol(colon + 1, NULL, 10);
-
-		if (port > 0 && port < 65535) {
-			snprintf(rep, l + 8, "%.*s:%ld", (int)(colon - pub),
-				 pub, port + 1);
-			return rep;
-		}
-	}
-	free(rep);
-	return NULL;
-}
-
 /* A listen address: ipc://PATH, tcp://HOST:PORT or tls+tcp://HOST:PORT.
  * NULL when fine, else why not. */
 static const char *
@@ -627,7 +598,7 @@ kd_cfg_finish(struct kd_cfg *c, char *err, size_t len)
 		return -1;
 	}
 	if (c->rep == NULL) {
-		c->rep = derive_rep(c->listen);
+		c->rep = kf_remote_rep_address(c->listen);
 		if (c->rep == NULL) {
 			snprintf(err, len,
 				 "rep (--rep): cannot be derived from listen "

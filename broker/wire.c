@@ -10,9 +10,11 @@
  * A message is walked whole before anything in it is used, which is why
  * kfw_events_next() and the item readers cannot fail afterwards.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "kubefan/remote.h"
 #include "wire.h"
 
 #define WIRE_MIN_EVENT 18 /* seq, topic_prev, type, flags */
@@ -651,4 +653,34 @@ kfw_type_name(uint8_t type)
 		return "error-reply";
 	}
 	return "unknown";
+}
+
+/* The request/reply address kubefand pairs with a PUB address. */
+char *
+kf_remote_rep_address(const char *pub)
+{
+	size_t l = strlen(pub);
+	const char *colon = strrchr(pub, ':');
+	char *rep = malloc(l + 8);
+
+	if (rep == NULL)
+		return NULL;
+	if (strncmp(pub, "ipc://", 6) == 0) {
+		if (l > 4 && strcmp(pub + l - 4, ".pub") == 0)
+			snprintf(rep, l + 8, "%.*s.rep", (int)(l - 4), pub);
+		else
+			snprintf(rep, l + 8, "%s.rep", pub);
+		return rep;
+	}
+	if (colon != NULL && colon[1] != '\0') {
+		long port = strtol(colon + 1, NULL, 10);
+
+		if (port > 0 && port < 65535) {
+			snprintf(rep, l + 8, "%.*s:%ld", (int)(colon - pub),
+				 pub, port + 1);
+			return rep;
+		}
+	}
+	free(rep);
+	return NULL;
 }

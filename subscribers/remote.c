@@ -791,37 +791,6 @@ sub_topics(kf_remote *r)
 	return rv ? KF_ENNG : KF_OK;
 }
 
-/* kubefand's default pairing: x.pub -> x.rep for ipc (x -> x.rep when
- * there is no .pub suffix), port + 1 for tcp. */
-static char *
-derive_rep(const char *pub)
-{
-	size_t l = strlen(pub);
-	const char *colon = strrchr(pub, ':');
-	char *rep = malloc(l + 8);
-
-	if (rep == NULL)
-		return NULL;
-	if (strncmp(pub, "ipc://", 6) == 0) {
-		if (l > 4 && strcmp(pub + l - 4, ".pub") == 0)
-			snprintf(rep, l + 8, "%.*s.rep", (int)(l - 4), pub);
-		else
-			snprintf(rep, l + 8, "%s.rep", pub);
-		return rep;
-	}
-	if (colon != NULL && colon[1] != '\0') {
-		long port = strtol(colon + 1, NULL, 10);
-
-		if (port > 0 && port < 65535) {
-			snprintf(rep, l + 8, "%.*s:%ld", (int)(colon - pub),
-				 pub, port + 1);
-			return rep;
-		}
-	}
-	free(rep);
-	return NULL;
-}
-
 kf_err
 kf_remote_subscribe(const kf_remote_opts *o, kf_remote **out)
 {
@@ -844,8 +813,8 @@ kf_remote_subscribe(const kf_remote_opts *o, kf_remote **out)
 	if (r->o.recv_buffer <= 0 || r->o.recv_buffer > 8192)
 		r->o.recv_buffer = 8192;
 	r->pub_addr = strdup(o->pub_addr);
-	r->rep_addr =
-	    o->rep_addr ? strdup(o->rep_addr) : derive_rep(o->pub_addr);
+	r->rep_addr = o->rep_addr ? strdup(o->rep_addr)
+				  : kf_remote_rep_address(o->pub_addr);
 	r->stream = strdup(o->stream);
 	r->ns = strdup(o->namespace_ ? o->namespace_ : "");
 	r->hb_interval = 1000;

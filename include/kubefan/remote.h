@@ -66,6 +66,12 @@ typedef struct kf_remote_opts {
 
 KF_API void kf_remote_opts_init(kf_remote_opts *o);
 
+/* The request/reply address kubefand pairs with a PUB address when none is
+ * configured: ipc://x.pub -> ipc://x.rep (ipc://x -> ipc://x.rep), and
+ * tcp:// or tls+tcp:// port + 1. Returns a malloc'd string the caller
+ * frees, or NULL when none can be derived (or on allocation failure). */
+KF_API char *kf_remote_rep_address(const char *pub);
+
 KF_API kf_err kf_remote_subscribe(const kf_remote_opts *o, kf_remote **out);
 
 /* The next event: KF_OK, KF_ETIMEDOUT after timeout_ms (0: do not wait;
