@@ -694,31 +694,6 @@ stream_of(const struct tail_opts *t, char *buf, size_t len)
 		snprintf(buf, len, "%s", t->res);
 }
 
-/* The request address kubefand derives from its --listen. */
-static bool
-derive_rep(const char *pub, char *buf, size_t len)
-{
-	size_t l = strlen(pub);
-	const char *colon = strrchr(pub, ':');
-	char *end;
-	long port;
-
-	if (is_scheme(pub, "ipc://")) {
-		if (l > 4 && strcmp(pub + l - 4, ".pub") == 0)
-			snprintf(buf, len, "%.*s.rep", (int)(l - 4), pub);
-		else
-			snprintf(buf, len, "%s.rep", pub);
-		return true;
-	}
-	if (colon == NULL || colon < strstr(pub, "://") + 3)
-		return false;
-	port = strtol(colon + 1, &end, 10);
-	if (*end != '\0' || port <= 0 || port >= 65535)
-		return false;
-	snprintf(buf, len, "%.*s:%ld", (int)(colon - pub), pub, port + 1);
-	return true;
-}
-
 static bool
 addr_ok(const char *a)
 {
@@ -749,6 +724,7 @@ broker_main(struct tail_opts *t)
 {
 	char stream[256], rep[1024], why[1024];
 	const char *pub = t->ref_only && t->refs ? t->refs : t->broker;
+	char *derived;
 	struct objs snap = {0};
 	struct hello h;
 	kf_remote_opts o;
@@ -772,7 +748,10 @@ broker_main(struct tail_opts *t)
 	}
 	if (t->rep != NULL) {
 		snprintf(rep, sizeof(rep), "%s", t->rep);
-	} else if (!derive_rep(t->broker, rep, sizeof(rep))) {
+	} else if ((derived = kf_remote_rep_address(t->broker)) != NULL) {
+		snprintf(rep, sizeof(rep), "%s", derived);
+		free(derived);
+	} else {
 		fprintf(stderr,
 			"kubefan-tail: bad broker address %s: a tcp address "
 			"needs :PORT (the request address is PORT + 1), or "
