@@ -104,12 +104,24 @@ void kfs_fail(bool fatal, const char *file, int line, const char *expr,
 	KFS_CHECK(true, strcmp((a), (b)) == 0, #a " eq " #b, __VA_ARGS__)
 #define cr_assert_str_neq(a, b, ...)                                           \
 	KFS_CHECK(true, strcmp((a), (b)) != 0, #a " neq " #b, __VA_ARGS__)
+#define cr_assert_str_empty(a, ...)                                            \
+	KFS_CHECK(true, (a)[0] == '\0', #a " is empty", __VA_ARGS__)
+#define cr_assert_str_not_empty(a, ...)                                        \
+	KFS_CHECK(true, (a)[0] != '\0', #a " is not empty", __VA_ARGS__)
 #define cr_assert_fail(...) KFS_CHECK(true, false, "fail", __VA_ARGS__)
 #define cr_fatal(...)	    KFS_CHECK(true, false, "fatal", __VA_ARGS__)
 
 #define cr_expect(c, ...) KFS_CHECK(false, (c), #c, __VA_ARGS__)
 #define cr_expect_eq(a, b, ...)                                                \
 	KFS_CHECK(false, (a) == (b), #a " == " #b, __VA_ARGS__)
+#define cr_expect_neq(a, b, ...)                                               \
+	KFS_CHECK(false, (a) != (b), #a " != " #b, __VA_ARGS__)
+#define cr_expect_gt(a, b, ...)                                                \
+	KFS_CHECK(false, (a) > (b), #a " > " #b, __VA_ARGS__)
+#define cr_expect_geq(a, b, ...)                                               \
+	KFS_CHECK(false, (a) >= (b), #a " >= " #b, __VA_ARGS__)
+#define cr_expect_str_eq(a, b, ...)                                            \
+	KFS_CHECK(false, strcmp((a), (b)) == 0, #a " eq " #b, __VA_ARGS__)
 #define cr_expect_null(p, ...)                                                 \
 	KFS_CHECK(false, (p) == NULL, #p " == NULL", __VA_ARGS__)
 
