@@ -2,42 +2,7 @@
  * bodies and status codes of /healthz, /readyz and /metrics, readiness
  * flipping, address checks. */
 #include <arpa/inet.h>
-#if defined(KF_OPS_STANDALONE)
-/* A plain program (no Criterion) for TSan, under which Criterion cannot
- * start here: the same tests, called from main() below. */
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <stdarg.h>
-static void
-ops_fail(const char *file, int line, const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "%s:%d: assertion failed: ", file, line);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	abort();
-}
-#define OPS_FAIL(...) ops_fail(__FILE__, __LINE__, "" __VA_ARGS__)
-#define cr_assert(c, ...)                                                      \
-	do {                                                                   \
-		if (!(c))                                                      \
-			OPS_FAIL(__VA_ARGS__);                                 \
-	} while (0)
-#define cr_assert_eq(a, b, ...)	    cr_assert((a) == (b), __VA_ARGS__)
-#define cr_assert_gt(a, b, ...)	    cr_assert((a) > (b), __VA_ARGS__)
-#define cr_assert_geq(a, b, ...)    cr_assert((a) >= (b), __VA_ARGS__)
-#define cr_assert_null(p, ...)	    cr_assert((p) == NULL, __VA_ARGS__)
-#define cr_assert_not_null(p, ...)  cr_assert((p) != NULL, __VA_ARGS__)
-#define cr_assert_str_eq(a, b, ...) cr_assert(strcmp(a, b) == 0, __VA_ARGS__)
-#define Test(suite, name, ...)	    static void suite##_##name(void)
-#define TestSuite(...)
-#else
 #include <criterion/criterion.h>
-#endif
 #include <curl/curl.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -367,18 +332,3 @@ Test(httpd, a_port_in_use_fails_start_and_names_the_address)
 	kfi_httpd_free(h);
 	close(fd);
 }
-
-#if defined(KF_OPS_STANDALONE)
-int
-main(void)
-{
-	httpd_healthz_is_ok_and_unknown_paths_are_404();
-	httpd_readyz_names_each_resource_not_ready_and_why();
-	httpd_metrics_serves_a_fresh_scrape_each_time();
-	httpd_concurrent_scrapes_and_probes_while_readiness_flips();
-	httpd_addresses_are_checked_and_named_in_errors();
-	httpd_a_port_in_use_fails_start_and_names_the_address();
-	puts("test_httpd: all passed");
-	return 0;
-}
-#endif

@@ -1,41 +1,6 @@
 /* Log sinks: exact text and JSON lines, escaping, the redaction guard,
  * reopen after rotation, stderr, and whole lines from many threads. */
-#if defined(KF_OPS_STANDALONE)
-/* A plain program (no Criterion) for TSan, under which Criterion cannot
- * start here: the same tests, called from main() below. */
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <stdarg.h>
-static void
-ops_fail(const char *file, int line, const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "%s:%d: assertion failed: ", file, line);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	abort();
-}
-#define OPS_FAIL(...) ops_fail(__FILE__, __LINE__, "" __VA_ARGS__)
-#define cr_assert(c, ...)                                                      \
-	do {                                                                   \
-		if (!(c))                                                      \
-			OPS_FAIL(__VA_ARGS__);                                 \
-	} while (0)
-#define cr_assert_eq(a, b, ...)	    cr_assert((a) == (b), __VA_ARGS__)
-#define cr_assert_gt(a, b, ...)	    cr_assert((a) > (b), __VA_ARGS__)
-#define cr_assert_geq(a, b, ...)    cr_assert((a) >= (b), __VA_ARGS__)
-#define cr_assert_null(p, ...)	    cr_assert((p) == NULL, __VA_ARGS__)
-#define cr_assert_not_null(p, ...)  cr_assert((p) != NULL, __VA_ARGS__)
-#define cr_assert_str_eq(a, b, ...) cr_assert(strcmp(a, b) == 0, __VA_ARGS__)
-#define Test(suite, name, ...)	    static void suite##_##name(void)
-#define TestSuite(...)
-#else
 #include <criterion/criterion.h>
-#endif
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -400,33 +365,3 @@ Test(logsink, lines_from_many_threads_stay_whole_across_a_reopen)
 	free(a);
 	free(b);
 }
-
-#if defined(KF_OPS_STANDALONE)
-typedef void (*ops_test_fn)(void);
-
-int
-main(void)
-{
-	static const ops_test_fn tests[] = {
-	    logsink_text_lines_have_utc_millis_level_id_and_message,
-	    logsink_json_lines_escape_quotes_controls_and_bad_utf8,
-	    logsink_redaction_masks_bearer_tokens_and_long_secrets,
-	    logsink_redaction_keeps_names_paths_uids_and_versions,
-	    logsink_the_sink_redacts_before_writing,
-	    logsink_reopen_follows_a_rotated_file,
-	    logsink_a_failed_reopen_keeps_the_old_file,
-	    logsink_bad_options_are_rejected,
-	    logsink_stderr_sink_writes_to_fd_2,
-	    logsink_syslog_sink_opens_and_takes_lines,
-	    logsink_lines_from_many_threads_stay_whole_across_a_reopen,
-	};
-
-	for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
-		mkdir_tmp();
-		tests[i]();
-		rm_tmp();
-	}
-	puts("test_logsink: all passed");
-	return 0;
-}
-#endif
