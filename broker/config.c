@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <yaml.h>
 
 #include "config.h"
@@ -508,10 +509,43 @@ kd_cfg_load_file(struct kd_cfg *c, const char *path, char *err, size_t len)
 	return rc;
 }
 
+/* Is the host of HOST:PORT a loopback name or address? */
+static bool
+host_is_loopback(const char *hp)
+{
+	const char *loop[] = {"127.", "localhost:", "[::1]:"};
+
+	for (size_t i = 0; i < sizeof(loop) / sizeof(loop[0]); i++)
+		if (strncmp(hp, loop[i], strlen(loop[i])) == 0)
+			return true;
+	return false;
+}
+
+/* HOST:PORT (the port may be 0: any free port). NULL when fine. */
+static const char *
+hostport_problem(const char *hp, bool allow_remote)
+{
+	const char *colon = strrchr(hp, ':');
+	char *end;
+	long port;
+
+	if (colon == NULL || colon[1] == '\0')
+		return "expected HOST:PORT after the scheme";
+	port = strtol(colon + 1, &end, 10);
+	if (*end != '\0' && *end != '/')
+		return "the port is not a number";
+	if (port < 0 || port > 65535)
+		return "the port is outside 0..65535";
+	if (!allow_remote && !host_is_loopback(hp))
+		return "not a loopback address; set allowRemote "
+		       "(--allow-remote) to listen off loopback";
+	return NULL;
+}
+
 /* A listen address: ipc://PATH, tcp://HOST:PORT or tls+tcp://HOST:PORT.
  * NULL when fine, else why not. */
 static const char *
-addr_problem(const char *a, bool tls_cert)
+addr_problem(const char *a, bool tls_cert, bool allow_remote)
 {
 	const char *hp;
 
@@ -523,18 +557,18 @@ addr_problem(const char *a, bool tls_cert)
 		hp = a + 10;
 	else
 		return "expected ipc://, tcp:// or tls+tcp://";
-	if (strrchr(hp, ':') == NULL || strrchr(hp, ':')[1] == '\0')
-		return "expected HOST:PORT after the scheme";
 	if (hp != a + 6 && !tls_cert)
 		return "tls+tcp:// needs tlsCert (--tls-cert)";
-	return NULL;
+	return hostport_problem(hp, allow_remote);
 }
 
 static int
-check_addr(const char *key, const char *flag, const char *a, bool tls_cert,
-	   char *err, size_t len)
+check_addr(const struct kd_cfg *c, const char *key, const char *flag,
+	   const char *a, char *err, size_t len)
 {
-	const char *why = a != NULL ? addr_problem(a, tls_cert) : NULL;
+	const char *why = a != NULL ? addr_problem(a, c->tls_cert_key != NULL,
+						   c->allow_remote)
+				    : NULL;
 
 	if (why == NULL)
 		return 0;
@@ -545,7 +579,7 @@ check_addr(const char *key, const char *flag, const char *a, bool tls_cert,
 int
 kd_cfg_finish(struct kd_cfg *c, char *err, size_t len)
 {
-	bool cert = c->tls_cert_key != NULL;
+	const char *why;
 
 	if (c->nres == 0) {
 		snprintf(err, len,
@@ -579,16 +613,26 @@ kd_cfg_finish(struct kd_cfg *c, char *err, size_t len)
 			 KD_MAX_MS);
 		return -1;
 	}
-	if (check_addr("listen", "--listen", c->listen, cert, err, len) != 0 ||
-	    check_addr("refs", "--refs", c->refs, cert, err, len) != 0 ||
-	    check_addr("rep", "--rep", c->rep, cert, err, len) != 0)
+	if (check_addr(c, "listen", "--listen", c->listen, err, len) != 0 ||
+	    check_addr(c, "refs", "--refs", c->refs, err, len) != 0 ||
+	    check_addr(c, "rep", "--rep", c->rep, err, len) != 0)
 		return -1;
+	if (c->tls_cert_key != NULL && access(c->tls_cert_key, R_OK) != 0) {
+		snprintf(err, len, "tlsCert (--tls-cert) \"%s\": %s",
+			 c->tls_cert_key, strerror(errno));
+		return -1;
+	}
 	if (c->http != NULL && strcmp(c->http, "none") != 0 &&
 	    strncmp(c->http, "http://", 7) != 0) {
 		snprintf(err, len,
 			 "http (--http) \"%s\": expected http://HOST:PORT or "
 			 "none",
 			 c->http);
+		return -1;
+	}
+	if (c->http != NULL && strcmp(c->http, "none") != 0 &&
+	    (why = hostport_problem(c->http + 7, c->allow_remote)) != NULL) {
+		snprintf(err, len, "http (--http) \"%s\": %s", c->http, why);
 		return -1;
 	}
 	if (c->log_dest != NULL && c->log_dest[0] == '\0') {

@@ -279,7 +279,33 @@ static void
 ch_tls_with_cert(struct kd_cfg *c)
 {
 	kd_set(&c->listen, "tls+tcp://127.0.0.1:7000");
-	kd_set(&c->tls_cert_key, "/etc/cert.pem");
+	kd_set(&c->tls_cert_key, KF_SOURCE_DIR "/README.md"); /* readable */
+}
+
+static void
+ch_tls_cert_missing(struct kd_cfg *c)
+{
+	kd_set(&c->listen, "tls+tcp://127.0.0.1:7000");
+	kd_set(&c->tls_cert_key, "/nonexistent/cert.pem");
+}
+
+static void
+ch_listen_off_loopback(struct kd_cfg *c)
+{
+	kd_set(&c->listen, "tcp://0.0.0.0:7000");
+}
+
+static void
+ch_listen_off_loopback_allowed(struct kd_cfg *c)
+{
+	kd_set(&c->listen, "tcp://0.0.0.0:7000");
+	c->allow_remote = true;
+}
+
+static void
+ch_http_port_too_big(struct kd_cfg *c)
+{
+	kd_set(&c->http, "http://127.0.0.1:99999");
 }
 
 static void
@@ -323,6 +349,17 @@ Test(config, checks_after_reading_name_the_key_its_flag_and_the_value)
 			 "tlsCert") != NULL,
 		  "%s", finish_err(ch_tls_without_cert));
 	cr_assert_str_eq(finish_err(ch_tls_with_cert), "");
+	cr_assert_str_eq(finish_err(ch_tls_cert_missing),
+			 "tlsCert (--tls-cert) \"/nonexistent/cert.pem\": No "
+			 "such file or directory");
+	cr_assert(strstr(finish_err(ch_listen_off_loopback),
+			 "listen (--listen) \"tcp://0.0.0.0:7000\": not a "
+			 "loopback address") != NULL,
+		  "%s", finish_err(ch_listen_off_loopback));
+	cr_assert_str_eq(finish_err(ch_listen_off_loopback_allowed), "");
+	cr_assert_str_eq(finish_err(ch_http_port_too_big),
+			 "http (--http) \"http://127.0.0.1:99999\": the port "
+			 "is outside 0..65535");
 	cr_assert(strstr(finish_err(ch_tcp_no_port),
 			 "refs (--refs) \"tcp://127.0.0.1\": expected "
 			 "HOST:PORT") != NULL,
