@@ -36,21 +36,31 @@ struct kfo_owner {
 	bool controller;
 };
 
+/* Identity lengths are kept in 16 bits; a longer string (not a valid
+ * Kubernetes name, but accepted) stores this and is measured again. */
+#define KFO_LEN_BIG 0xffffu
+
 struct kf_object {
-	atomic_uint refs;
-	atomic_bool entry_claimed;
+	/* The first cache line (objects are 64-byte aligned) holds all that
+	 * a store look-up reads; reference counts live in the next line, so
+	 * two cores looking up the same hot objects do not make each other
+	 * miss on it. */
 	struct kfi_store_entry entry;
+	uint64_t hash;
+	uint16_t kind_len, ns_len, name_len; /* or KFO_LEN_BIG */
+	const char *kind;
+	const char *ns;
+	const char *name;
+
+	_Alignas(64) atomic_uint refs;
+	atomic_bool entry_claimed;
 	uint32_t nlabels;
 	uint32_t nannots;
 	uint32_t nowners;
-	uint64_t hash;
 	size_t len;
 	size_t footprint;
 	int64_t generation;
 	const char *api_version;
-	const char *kind;
-	const char *ns;
-	const char *name;
 	const char *uid;
 	const char *rv;
 	const char *deleted;
@@ -59,6 +69,9 @@ struct kf_object {
 	struct kfo_owner *owners;
 	char *json;
 };
+
+_Static_assert(offsetof(struct kf_object, refs) == 64,
+	       "a look-up reads the first cache line only");
 
 /* ---- the scanner ---- */
 
@@ -736,13 +749,15 @@ kfo_fill_pairs(const struct kfo_vec *v, const char **dst, char **pool)
 	}
 }
 
+static uint16_t kfo_len16(uint32_t n);
+
 static kf_object *
 kfo_build(const struct kfo_meta *m, const char *json, size_t len,
 	  const char *kind_hint)
 {
-	size_t size = kfo_size(m, len, kind_hint);
+	size_t size = (kfo_size(m, len, kind_hint) + 63) & ~(size_t)63;
 	const struct kfo_ownspan *o = m->owners.items;
-	kf_object *obj = malloc(size);
+	kf_object *obj = aligned_alloc(64, size);
 	char *pool;
 
 	if (obj == NULL)
@@ -784,7 +799,15 @@ kfo_build(const struct kfo_meta *m, const char *json, size_t len,
 		obj->owners[i].uid = kfo_put(&pool, &o[i].uid);
 		obj->owners[i].controller = o[i].controller;
 	}
-	obj->hash = kfi_identity_hash(obj->kind, obj->ns, obj->name);
+	{
+		struct kfi_ident id;
+
+		kfi_ident_init(&id, obj->kind, obj->ns, obj->name);
+		obj->hash = id.hash;
+		obj->kind_len = kfo_len16(id.kind_len);
+		obj->ns_len = kfo_len16(id.ns_len);
+		obj->name_len = kfo_len16(id.name_len);
+	}
 	return obj;
 }
 
@@ -1113,9 +1136,8 @@ kfo_half(const char *p)
  * no byte loop. The three fields hash independently (with their own
  * seeds) and are mixed at the end: get() hashes on every call. */
 static uint64_t
-kfo_str_hash(const char *s, uint64_t seed)
+kfo_str_hash(const char *s, size_t n, uint64_t seed)
 {
-	size_t n = strlen(s);
 	uint64_t h = seed ^ (n * 0x9e3779b97f4a7c15ull), w;
 
 	if (n > 8) {
@@ -1138,20 +1160,100 @@ kfo_str_hash(const char *s, uint64_t seed)
 	return h ^ (h >> 32);
 }
 
-uint64_t
-kfi_identity_hash(const char *kind, const char *ns, const char *name)
+static uint64_t
+kfo_identity_hash(const struct kfi_ident *id)
 {
 	uint64_t h;
 
-	h = kfo_str_hash(kind != NULL ? kind : "", 0x243f6a8885a308d3ull);
-	h += 3 * kfo_str_hash(ns != NULL ? ns : "", 0x13198a2e03707344ull);
-	h += 5 * kfo_str_hash(name != NULL ? name : "", 0xa4093822299f31d0ull);
+	h = kfo_str_hash(id->kind, id->kind_len, 0x243f6a8885a308d3ull);
+	h += 3 * kfo_str_hash(id->ns, id->ns_len, 0x13198a2e03707344ull);
+	h += 5 * kfo_str_hash(id->name, id->name_len, 0xa4093822299f31d0ull);
 	h ^= h >> 33;
 	h *= 0xff51afd7ed558ccdull;
 	h ^= h >> 33;
 	h *= 0xc4ceb9fe1a85ec53ull;
 	h ^= h >> 33;
 	return h;
+}
+
+static const char *
+kfo_or_empty(const char *s)
+{
+	return s != NULL ? s : "";
+}
+
+void
+kfi_ident_init(struct kfi_ident *id, const char *kind, const char *ns,
+	       const char *name)
+{
+	id->kind = kfo_or_empty(kind);
+	id->ns = kfo_or_empty(ns);
+	id->name = kfo_or_empty(name);
+	id->kind_len = (uint32_t)strlen(id->kind);
+	id->ns_len = (uint32_t)strlen(id->ns);
+	id->name_len = (uint32_t)strlen(id->name);
+	id->hash = kfo_identity_hash(id);
+}
+
+static uint16_t
+kfo_len16(uint32_t n)
+{
+	return n < KFO_LEN_BIG ? (uint16_t)n : KFO_LEN_BIG;
+}
+
+/* True when the identity string s, of stored length field len, is n
+ * bytes long. */
+static bool
+kfo_len_is(uint16_t len, const char *s, size_t n)
+{
+	if (len != KFO_LEN_BIG)
+		return len == n;
+	return n >= KFO_LEN_BIG && strlen(s) == n;
+}
+
+/* n bytes equal; inline word compares (identity strings are short, and a
+ * libc call per field costs more than the compare). */
+static bool
+kfo_bytes_eq(const char *a, const char *b, size_t n)
+{
+	if (n >= 8) {
+		/* Bound: one step per 8 bytes, then the last 8 (overlapping).
+		 */
+		for (; n > 8; a += 8, b += 8, n -= 8)
+			if (kfo_word(a) != kfo_word(b))
+				return false;
+		return kfo_word(a + n - 8) == kfo_word(b + n - 8);
+	}
+	if (n >= 4)
+		return kfo_half(a) == kfo_half(b) &&
+		       kfo_half(a + n - 4) == kfo_half(b + n - 4);
+	for (size_t i = 0; i < n; i++)
+		if (a[i] != b[i])
+			return false;
+	return true;
+}
+
+/* Hash and lengths first (they reject strangers), then the bytes, the
+ * name first: it tells objects of one namespace apart. */
+bool
+kfi_object_ident_eq(const kf_object *obj, const struct kfi_ident *id)
+{
+	return obj->hash == id->hash &&
+	       kfo_len_is(obj->name_len, obj->name, id->name_len) &&
+	       kfo_len_is(obj->ns_len, obj->ns, id->ns_len) &&
+	       kfo_len_is(obj->kind_len, obj->kind, id->kind_len) &&
+	       kfo_bytes_eq(obj->name, id->name, id->name_len) &&
+	       kfo_bytes_eq(obj->ns, id->ns, id->ns_len) &&
+	       kfo_bytes_eq(obj->kind, id->kind, id->kind_len);
+}
+
+uint64_t
+kfi_identity_hash(const char *kind, const char *ns, const char *name)
+{
+	struct kfi_ident id;
+
+	kfi_ident_init(&id, kind, ns, name);
+	return id.hash;
 }
 
 uint64_t
@@ -1163,9 +1265,25 @@ kfi_object_hash(const kf_object *obj)
 bool
 kfi_object_same_identity(const kf_object *a, const kf_object *b)
 {
-	return a == b ||
-	       (a->hash == b->hash && strcmp(a->name, b->name) == 0 &&
-		strcmp(a->ns, b->ns) == 0 && strcmp(a->kind, b->kind) == 0);
+	struct kfi_ident id;
+
+	if (a == b)
+		return true;
+	if (a->hash != b->hash)
+		return false;
+	id = (struct kfi_ident){
+	    .kind = b->kind,
+	    .ns = b->ns,
+	    .name = b->name,
+	    .kind_len = b->kind_len != KFO_LEN_BIG ? b->kind_len
+						   : (uint32_t)strlen(b->kind),
+	    .ns_len =
+		b->ns_len != KFO_LEN_BIG ? b->ns_len : (uint32_t)strlen(b->ns),
+	    .name_len = b->name_len != KFO_LEN_BIG ? b->name_len
+						   : (uint32_t)strlen(b->name),
+	    .hash = b->hash,
+	};
+	return kfi_object_ident_eq(a, &id);
 }
 
 struct kfi_store_entry *
@@ -1197,12 +1315,6 @@ kf_object_objref(const kf_object *obj)
 	kf_objref r = {obj->kind, obj->ns, obj->name, obj->uid, obj->rv};
 
 	return r;
-}
-
-static const char *
-kfo_or_empty(const char *s)
-{
-	return s != NULL ? s : "";
 }
 
 bool

@@ -65,7 +65,7 @@ struct kfi_store_entry {
 	_Atomic(kf_object *) obj;
 	union {
 		uint64_t seq;
-		const kf_objref *ref; /* in a look-up probe (obj NULL) */
+		const struct kfi_ident *id; /* in a look-up probe (obj NULL) */
 	} u;
 	uint16_t cls;
 	uint32_t pend;
@@ -77,6 +77,20 @@ struct kfi_store_entry *kfi_object_entry_claim(kf_object *obj);
 /* True when e is obj's own entry (freed with the object). */
 bool kfi_object_entry_is_own(const kf_object *obj,
 			     const struct kfi_store_entry *e);
+
+/* An identity ready for look-ups: the strings (never NULL; a NULL field
+ * reads as ""), their lengths and the identity hash, computed once. */
+struct kfi_ident {
+	const char *kind, *ns, *name;
+	uint32_t kind_len, ns_len, name_len;
+	uint64_t hash;
+};
+
+/* Fill id from the three strings (borrowed); one pass over each. */
+void kfi_ident_init(struct kfi_ident *id, const char *kind, const char *ns,
+		    const char *name);
+/* True when obj has identity id: hash, lengths, then bytes. */
+bool kfi_object_ident_eq(const kf_object *obj, const struct kfi_ident *id);
 
 /* The identity hash of (kind, namespace, name); kf_objref_hash() and the
  * hash kept in each object agree. */

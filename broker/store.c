@@ -18,18 +18,29 @@
  * Readers. A reader handle owns a ck_epoch record. Every reader call is
  * one epoch section: load core->cur, probe or iterate, take references on
  * the objects it returns, leave. No lock, no write to shared memory
- * except the reader's own record. A handle is meant for one thread at a
- * time; if two threads do use one handle at once, the second notices
- * (one atomic flag) and borrows a spare record for that call, so every
- * call stays correct from any thread.
+ * except the reader's own record. The record serves the first thread
+ * that reads through the handle (bound, set once with one CAS); calls
+ * from any other thread borrow a spare record for the call, so every call
+ * stays correct from any thread, and one handle per thread is fastest.
+ *
+ * Fences. ck_epoch_begin() orders the record's "active" store before the
+ * loads of the section with a locked instruction. Here, when the kernel
+ * offers membarrier(PRIVATE_EXPEDITED), the reader only keeps the
+ * compiler from reordering and the writer calls membarrier() before every
+ * scan of the records (poll, barrier, synchronize): each running thread
+ * then passes a full barrier, so a section that began before it is seen
+ * by the scan, and one that began after it sees everything unlinked
+ * before it. A look-up then costs no atomic read-modify-write at all.
+ * Without membarrier (or under TSan) the plain ck_epoch_begin() is used.
  *
  * Borrowed reads. kf_store_read() runs the caller's function inside the
  * section and kf_store_get_borrowed() returns objects that stay valid
  * until kf_store_unpin(): no reference count, so readers of the same hot
- * objects write no shared line. A pin holds the handle's busy flag and
- * names its thread (owner = &kfs_tls_me); calls from that thread nest in
- * the pinned section (ck_epoch_begin counts the depth), calls from any
- * other thread find the flag set and borrow a spare record as usual.
+ * objects write no shared line. A pin claims the handle's pinner word
+ * (one CAS per pin, not per look-up) and runs on the handle's record when
+ * the pinning thread is the bound one, on a spare record otherwise; calls
+ * from the pinning thread nest in the pinned section (ck_epoch counts the
+ * depth).
  *
  * Retirement. Whatever the writer unlinks (an entry and its object
  * reference, an empty bucket, a ck_hs map outgrown by a resize, a whole
@@ -76,6 +87,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+
+#if defined(__linux__)
+#include <linux/membarrier.h>
+#include <sys/syscall.h>
+#endif
 
 #include "kubefan/store.h"
 #include "log.h"
@@ -105,7 +122,7 @@ enum kfs_class {
 
 /* A main-table and bucket element (struct kfi_store_entry, object_int.h):
  * {object, seq}. Immutable once reachable by readers except cls and pend,
- * which only the writer touches; a probe has obj == NULL and u.ref set.
+ * which only the writer touches; a probe has obj == NULL and u.id set.
  * Usually it is the object's own entry (kfi_object_entry_claim), freed
  * with the object; when that one is taken (the object sits in another
  * store, or is applied again with a new seq) it is a separate malloc. An
@@ -176,16 +193,19 @@ struct kfs_core {
 	char tsan_sync;
 };
 
-/* A cache line of its own: the busy flag is written on every call, and
- * two handles of two threads must not share a line. */
+/* A cache line of its own: the record is written on every call, and two
+ * handles of two threads must not share a line. */
 struct kf_store {
 	struct kfs_core *core;
 	ck_epoch_record_t *rec;
-	atomic_flag busy;
-	/* kf_store_pin(): the pinning thread (&kfs_tls_me) and its depth;
-	 * pins is touched only by the owner, under the busy flag. */
-	_Atomic(const void *) owner;
+	/* The thread whose calls use rec (&kfs_tls_me): the first that read
+	 * through the handle. Set once; other threads borrow spare records. */
+	_Atomic(const void *) bound;
+	/* kf_store_pin(): the pinning thread, its depth (touched only by
+	 * that thread) and the record its section runs on. */
+	_Atomic(const void *) pinner;
 	unsigned pins;
+	ck_epoch_record_t *pin_rec;
 } __attribute__((aligned(CK_MD_CACHELINE)));
 
 /* Its address names the calling thread (unique among live threads). */
@@ -232,6 +252,51 @@ struct kf_state {
 static _Thread_local struct kf_writer *kfs_tls_writer;
 
 static void kfs_retire(struct kf_writer *w, void *p, enum kfs_limbo_kind k);
+
+/* ---- asymmetric fences ---- */
+
+/* True when readers open sections without a store-load fence and the
+ * writer makes every thread of the process run one (membarrier) before it
+ * scans the reader records. Set once, before the first store exists. */
+static bool kfs_asym;
+static pthread_once_t kfs_asym_once = PTHREAD_ONCE_INIT;
+
+static void
+kfs_asym_setup(void)
+{
+#if defined(__linux__) && !defined(__SANITIZE_THREAD__)
+	long cmds;
+
+	/* KUBEFAN_STORE_FENCES=1 keeps the fence in every reader call (the
+	 * tests run both ways). */
+	if (getenv("KUBEFAN_STORE_FENCES") != NULL)
+		return;
+	cmds = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0);
+	if (cmds < 0 || !(cmds & MEMBARRIER_CMD_PRIVATE_EXPEDITED))
+		return;
+	kfs_asym = syscall(SYS_membarrier,
+			   MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0) == 0;
+#endif
+}
+
+/* The writer's half: before it reads reader records, every running thread
+ * of the process has passed a full memory barrier, so a reader's section
+ * start is visible or the reader sees everything unlinked before now. */
+static void
+kfs_scan_fence(void)
+{
+#if defined(__linux__) && !defined(__SANITIZE_THREAD__)
+	if (!kfs_asym)
+		return;
+	if (syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0) == 0)
+		return;
+	/* Registered, so this cannot fail; if it ever does, no reader can
+	 * be trusted to be seen and freeing would be unsafe. */
+	kfi_log(KF_LOG_ERR, "KF-STORE-MEMBARRIER",
+		"membarrier failed after registration: %s", strerror(errno));
+	abort();
+#endif
+}
 
 /* ---- ck_hs callbacks ---- */
 
@@ -290,14 +355,8 @@ kfs_entry_hash(const void *p, unsigned long seed)
 
 	(void)seed;
 	if (obj == NULL)
-		return (unsigned long)kf_objref_hash(e->u.ref);
+		return (unsigned long)e->u.id->hash;
 	return (unsigned long)kfi_object_hash(obj);
-}
-
-static const char *
-kfs_str(const char *s)
-{
-	return s != NULL ? s : "";
 }
 
 static bool
@@ -306,14 +365,10 @@ kfs_entry_cmp(const void *stored, const void *key)
 	kf_object *a = kfs_entry_obj(stored);
 	const struct kfs_entry *k = key;
 	kf_object *b = kfs_entry_obj(k);
-	const kf_objref *r;
 
 	if (b != NULL)
 		return kfi_object_same_identity(a, b);
-	r = k->u.ref;
-	return strcmp(kf_object_name(a), kfs_str(r->name)) == 0 &&
-	       strcmp(kf_object_namespace(a), kfs_str(r->namespace_)) == 0 &&
-	       strcmp(kf_object_kind(a), kfs_str(r->kind)) == 0;
+	return kfi_object_ident_eq(a, k->u.id);
 }
 
 static unsigned long
@@ -423,6 +478,7 @@ kfs_retire(struct kf_writer *w, void *p, enum kfs_limbo_kind k)
 
 		if (nl == NULL) {
 			/* No room to defer: wait out the readers instead. */
+			kfs_scan_fence();
 			ck_epoch_synchronize(w->core->wrec);
 			KFS_TSAN_ACQUIRE(&w->core->tsan_sync);
 			kfs_item_run(p, k);
@@ -452,9 +508,11 @@ kfs_flush(struct kf_writer *w, bool wait)
 		w->since_poll++;
 	}
 	if (wait) {
+		kfs_scan_fence();
 		ck_epoch_barrier(rec);
 		w->since_poll = 0;
 	} else if (w->since_poll >= KFS_POLL_EVERY) {
+		kfs_scan_fence();
 		ck_epoch_poll(rec);
 		w->since_poll = 0;
 	}
@@ -850,9 +908,10 @@ kfs_handle(struct kfs_core *c)
 		return NULL;
 	}
 	s->core = c;
-	atomic_flag_clear(&s->busy);
-	atomic_init(&s->owner, NULL);
+	atomic_init(&s->bound, NULL);
+	atomic_init(&s->pinner, NULL);
 	s->pins = 0;
+	s->pin_rec = NULL;
 	atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
 	return s;
 }
@@ -882,6 +941,7 @@ kfs_alloc(size_t capacity, bool shared, kf_writer **writer, kf_store **reader)
 	*reader = NULL;
 	if (c == NULL)
 		return KF_ENOMEM;
+	pthread_once(&kfs_asym_once, kfs_asym_setup);
 	atomic_init(&c->refs, 1);
 	ck_epoch_init(&c->epoch);
 	pthread_mutex_init(&c->mu, NULL);
@@ -1322,27 +1382,57 @@ kf_writer_free(kf_writer *w)
 static bool
 kfs_pinned_here(kf_store *s)
 {
-	return atomic_load_explicit(&s->owner, memory_order_relaxed) ==
+	return atomic_load_explicit(&s->pinner, memory_order_relaxed) ==
 	       &kfs_tls_me;
+}
+
+/* Open a section on a record only this thread uses now. The outermost
+ * begin is ck_epoch_begin() without its store-load fence when the writer
+ * issues membarrier() before every scan instead (kfs_asym): on x86 that
+ * takes the one locked instruction out of every look-up. */
+static void
+kfs_section_begin(ck_epoch_record_t *r)
+{
+	unsigned depth = ck_pr_load_uint(&r->active);
+
+	if (depth != 0 || !kfs_asym) {
+		ck_epoch_begin(r, NULL);
+		return;
+	}
+	ck_pr_store_uint(&r->active, 1);
+	/* The writer's membarrier() orders this store before the loads
+	 * below on the CPU that runs us; the compiler must not move them. */
+	atomic_signal_fence(memory_order_seq_cst);
+	ck_pr_store_uint(&r->epoch, ck_pr_load_uint(&r->global->epoch));
+	atomic_signal_fence(memory_order_seq_cst);
+}
+
+/* True when the handle's own record is this thread's: it is bound to
+ * this thread, or was free and is now. */
+static bool
+kfs_owned_here(kf_store *s)
+{
+	const void *b = atomic_load_explicit(&s->bound, memory_order_relaxed);
+
+	if (b == &kfs_tls_me)
+		return true;
+	return b == NULL && atomic_compare_exchange_strong_explicit(
+				&s->bound, &b, &kfs_tls_me,
+				memory_order_acquire, memory_order_relaxed);
 }
 
 static ck_epoch_record_t *
 kfs_enter(kf_store *s)
 {
-	ck_epoch_record_t *r = s->rec;
+	ck_epoch_record_t *r;
 
-	if (kfs_pinned_here(s)) {
-		/* Inside this thread's pinned section: nest in it. */
-		ck_epoch_begin(r, NULL);
-		return r;
-	}
-	if (atomic_flag_test_and_set_explicit(&s->busy, memory_order_acquire)) {
-		/* Another thread is inside a call on this handle. */
-		r = kfs_record_get(s->core);
-		if (r == NULL)
-			return NULL;
-	}
-	ck_epoch_begin(r, NULL);
+	if (kfs_pinned_here(s))
+		r = s->pin_rec; /* nest in this thread's pinned section */
+	else if (kfs_owned_here(s))
+		r = s->rec;
+	else if ((r = kfs_record_get(s->core)) == NULL)
+		return NULL; /* another thread's handle: a spare record */
+	kfs_section_begin(r);
 	return r;
 }
 
@@ -1351,10 +1441,8 @@ kfs_leave(kf_store *s, ck_epoch_record_t *r)
 {
 	KFS_TSAN_RELEASE(&s->core->tsan_sync);
 	ck_epoch_end(r, NULL);
-	if (r != s->rec)
+	if (r != s->rec && !(kfs_pinned_here(s) && r == s->pin_rec))
 		kfs_record_put(r);
-	else if (!kfs_pinned_here(s))
-		atomic_flag_clear_explicit(&s->busy, memory_order_release);
 }
 
 static struct kfs_gen *
@@ -1525,17 +1613,30 @@ kfi_store_record_count(kf_store *s)
 	return n;
 }
 
-/* The object of identity (ref, h) in the current contents, borrowed;
- * within a reader section. */
+/* The object of identity id in the current contents, borrowed; within a
+ * reader section. */
 static kf_object *
-kfs_lookup(kf_store *s, const kf_objref *ref, uint64_t h)
+kfs_lookup(kf_store *s, const struct kfi_ident *id)
 {
-	struct kfs_entry probe = {.u.ref = ref};
+	struct kfs_entry probe = {.u.id = id};
 	struct kfs_entry *e;
 
 	atomic_init(&probe.obj, NULL);
-	e = ck_hs_get(&kfs_gen_load(s)->main, (unsigned long)h, &probe);
+	e = ck_hs_get(&kfs_gen_load(s)->main, (unsigned long)id->hash, &probe);
 	return e != NULL ? kfs_entry_obj(e) : NULL;
+}
+
+/* A key's identity, without hashing again. */
+static void
+kfs_key_ident(const kf_store_key *key, struct kfi_ident *id)
+{
+	id->kind = key->ref.kind != NULL ? key->ref.kind : "";
+	id->ns = key->ref.namespace_ != NULL ? key->ref.namespace_ : "";
+	id->name = key->ref.name != NULL ? key->ref.name : "";
+	id->kind_len = key->kind_len;
+	id->ns_len = key->namespace_len;
+	id->name_len = key->name_len;
+	id->hash = key->hash;
 }
 
 /* The answer of a look-up given the readiness read before it. */
@@ -1548,7 +1649,7 @@ kfs_answer(int rd, const kf_object *obj)
 }
 
 static kf_err
-kfs_get(kf_store *s, const kf_objref *ref, uint64_t h, kf_object **out)
+kfs_get(kf_store *s, const struct kfi_ident *id, kf_object **out)
 {
 	int rd =
 	    atomic_load_explicit(&s->core->readiness, memory_order_acquire);
@@ -1560,7 +1661,7 @@ kfs_get(kf_store *s, const kf_objref *ref, uint64_t h, kf_object **out)
 	r = kfs_enter(s);
 	if (r == NULL)
 		return KF_ENOMEM;
-	obj = kf_object_ref(kfs_lookup(s, ref, h));
+	obj = kf_object_ref(kfs_lookup(s, id));
 	kfs_leave(s, r);
 	*out = obj;
 	return kfs_answer(rd, obj);
@@ -1569,33 +1670,46 @@ kfs_get(kf_store *s, const kf_objref *ref, uint64_t h, kf_object **out)
 kf_err
 kf_store_get(kf_store *s, const kf_objref *ref, kf_object **out)
 {
+	struct kfi_ident id;
+
 	*out = NULL;
 	if (ref == NULL)
 		return KF_EINVAL;
-	return kfs_get(s, ref, kf_objref_hash(ref), out);
+	kfi_ident_init(&id, ref->kind, ref->namespace_, ref->name);
+	return kfs_get(s, &id, out);
 }
 
 kf_store_key
 kf_store_key_make(const kf_objref *ref)
 {
-	kf_store_key k = {.ref = *ref, .hash = kf_objref_hash(ref)};
+	struct kfi_ident id;
+	kf_store_key k = {.ref = *ref};
 
+	kfi_ident_init(&id, ref->kind, ref->namespace_, ref->name);
+	k.hash = id.hash;
+	k.kind_len = id.kind_len;
+	k.namespace_len = id.ns_len;
+	k.name_len = id.name_len;
 	return k;
 }
 
 kf_err
 kf_store_get_key(kf_store *s, const kf_store_key *key, kf_object **out)
 {
+	struct kfi_ident id;
+
 	*out = NULL;
 	if (key == NULL)
 		return KF_EINVAL;
-	return kfs_get(s, &key->ref, key->hash, out);
+	kfs_key_ident(key, &id);
+	return kfs_get(s, &id, out);
 }
 
 kf_err
 kf_store_read(kf_store *s, const kf_store_key *key, kf_store_read_fn fn,
 	      void *arg)
 {
+	struct kfi_ident id;
 	int rd;
 	ck_epoch_record_t *r;
 	kf_object *obj;
@@ -1608,7 +1722,8 @@ kf_store_read(kf_store *s, const kf_store_key *key, kf_store_read_fn fn,
 	r = kfs_enter(s);
 	if (r == NULL)
 		return KF_ENOMEM;
-	obj = kfs_lookup(s, &key->ref, key->hash);
+	kfs_key_ident(key, &id);
+	obj = kfs_lookup(s, &id);
 	if (obj != NULL)
 		fn(arg, obj);
 	kfs_leave(s, r);
@@ -1618,31 +1733,48 @@ kf_store_read(kf_store *s, const kf_store_key *key, kf_store_read_fn fn,
 kf_err
 kf_store_pin(kf_store *s)
 {
+	const void *none = NULL;
+	ck_epoch_record_t *r;
+
 	if (kfs_pinned_here(s)) {
 		s->pins++;
 		return KF_OK;
 	}
-	if (atomic_flag_test_and_set_explicit(&s->busy, memory_order_acquire))
+	if (!atomic_compare_exchange_strong_explicit(
+		&s->pinner, &none, &kfs_tls_me, memory_order_acquire,
+		memory_order_relaxed))
 		return KF_EAGAIN;
+	r = kfs_owned_here(s) ? s->rec : kfs_record_get(s->core);
+	if (r == NULL) {
+		atomic_store_explicit(&s->pinner, NULL, memory_order_release);
+		return KF_ENOMEM;
+	}
 	s->pins = 1;
-	atomic_store_explicit(&s->owner, &kfs_tls_me, memory_order_relaxed);
-	ck_epoch_begin(s->rec, NULL);
+	s->pin_rec = r;
+	kfs_section_begin(r);
 	return KF_OK;
 }
 
 void
 kf_store_unpin(kf_store *s)
 {
+	ck_epoch_record_t *r = s->pin_rec;
+
 	if (!kfs_pinned_here(s) || --s->pins > 0)
 		return;
-	atomic_store_explicit(&s->owner, NULL, memory_order_relaxed);
-	kfs_leave(s, s->rec);
+	KFS_TSAN_RELEASE(&s->core->tsan_sync);
+	ck_epoch_end(r, NULL);
+	if (r != s->rec)
+		kfs_record_put(r);
+	s->pin_rec = NULL;
+	atomic_store_explicit(&s->pinner, NULL, memory_order_release);
 }
 
 kf_err
 kf_store_get_borrowed(kf_store *s, const kf_store_key *key,
 		      const kf_object **out)
 {
+	struct kfi_ident id;
 	int rd;
 	kf_object *obj;
 
@@ -1652,7 +1784,8 @@ kf_store_get_borrowed(kf_store *s, const kf_store_key *key,
 	rd = atomic_load_explicit(&s->core->readiness, memory_order_acquire);
 	if (rd == KF_READINESS_NOT_SYNCED)
 		return KF_ENOTREADY;
-	obj = kfs_lookup(s, &key->ref, key->hash);
+	kfs_key_ident(key, &id);
+	obj = kfs_lookup(s, &id);
 	*out = obj;
 	return kfs_answer(rd, obj);
 }

@@ -81,7 +81,14 @@ KF_API kf_store *kf_writer_reader(kf_writer *w);
 
 KF_API void kf_writer_free(kf_writer *w);
 
-/* ---- readers (any thread) ---- */
+/* ---- readers (any thread) ----
+ *
+ * A handle's fast path belongs to the first thread that reads through it
+ * (a get, read, state, index look-up or pin): its calls write only the
+ * handle's own record. Calls from other threads are just as correct but
+ * borrow a spare record per call (a few atomic operations more). So give
+ * each thread its own handle with kf_store_clone(), and clone before
+ * handing a handle to another thread rather than after using it. */
 
 KF_API kf_store *kf_store_clone(kf_store *s);
 KF_API void kf_store_free(kf_store *s);
@@ -105,7 +112,8 @@ KF_API kf_err kf_store_get(kf_store *s, const kf_objref *ref, kf_object **out);
  *
  * A key carries the identity hash computed once (hashing the kind,
  * namespace and name strings is a good part of a look-up); make it with
- * kf_store_key_make() and reuse it. Its strings are the ref's, borrowed.
+ * kf_store_key_make() and reuse it. Its strings are the ref's, borrowed;
+ * the hash and lengths must stay as kf_store_key_make() left them.
  *
  * While a section is open the writer cannot free anything a reader could
  * have seen; in particular an INIT_DONE waits for it to end. So a section
@@ -114,6 +122,8 @@ KF_API kf_err kf_store_get(kf_store *s, const kf_objref *ref, kf_object **out);
 typedef struct kf_store_key {
 	kf_objref ref;
 	uint64_t hash; /* kf_objref_hash(&ref) */
+	/* strlen() of ref.kind, ref.namespace_ and ref.name (NULL is ""). */
+	uint32_t kind_len, namespace_len, name_len;
 } kf_store_key;
 
 /* The key of ref: ref copied (its strings still borrowed) and hashed. */
@@ -141,10 +151,11 @@ KF_API kf_err kf_store_read(kf_store *s, const kf_store_key *key,
  * contents (each reads the current contents, a re-list is seen whole or
  * not at all per look-up). Pins nest on the pinning thread (the section
  * ends at the last unpin). Other reader calls on the handle from the
- * pinning thread are fine inside the section. kf_store_pin() answers
- * KF_OK, or KF_EAGAIN when another thread is inside a call on s or has
- * it pinned (use one handle per thread: kf_store_clone()). Unpin from
- * the pinning thread only; an unpin without a pin does nothing. */
+ * pinning thread are fine inside the section; other threads' calls on s
+ * go on as usual. kf_store_pin() answers KF_OK, KF_EAGAIN when another
+ * thread has s pinned (use one handle per thread: kf_store_clone()), or
+ * KF_ENOMEM. Unpin from the pinning thread only; an unpin without a pin
+ * does nothing. */
 KF_API kf_err kf_store_pin(kf_store *s);
 KF_API void kf_store_unpin(kf_store *s);
 

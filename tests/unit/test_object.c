@@ -542,3 +542,82 @@ Test(object, identity_hash_spreads_similar_names)
 	free(h);
 	free(bucket);
 }
+
+/* kfi_object_ident_eq() with the hash forced equal, as in a collision:
+ * the lengths and then every byte decide, and a key longer than the
+ * stored string is never read against memory past it. */
+static kf_object *
+named(const char *ns, const char *name)
+{
+	size_t len = strlen(name) + 200;
+	char *json = malloc(len);
+	kf_object *o;
+	char err[128];
+
+	snprintf(json, len,
+		 "{\"kind\":\"Pod\",\"metadata\":{\"name\":\"%s\","
+		 "\"namespace\":\"%s\"}}",
+		 name, ns);
+	cr_assert_eq(
+	    kf_object_parse(json, strlen(json), NULL, err, sizeof(err), &o),
+	    KF_OK, "%s", err);
+	free(json);
+	return o;
+}
+
+static bool
+eq_forced(const kf_object *o, const char *ns, const char *name)
+{
+	struct kfi_ident id;
+
+	kfi_ident_init(&id, "Pod", ns, name);
+	id.hash = kfi_object_hash(o);
+	return kfi_object_ident_eq(o, &id);
+}
+
+Test(object, identity_compare_decides_on_bytes_when_hashes_collide)
+{
+	static const char *const pairs[][2] = {
+	    {"abc", "abd"},
+	    {"abcd", "abce"},
+	    {"abcd", "bbcd"},
+	    {"abcdefgh", "abcdefgi"},
+	    {"abcdefgh", "bbcdefgh"},
+	    {"abcdefghi", "abcdefghj"},
+	    {"0123456789abcdefg", "0123456789abcdefh"},
+	    {"0123456789abcdefg", "0123456789abcdeFg"},
+	    {"0123456789abcdefg", "0123456789abcdef"},
+	};
+	size_t big = 70000, huge = 300000;
+	char *b = malloc(huge + 1);
+	kf_object *o;
+
+	for (size_t i = 0; i < sizeof(pairs) / sizeof(pairs[0]); i++) {
+		o = named("ns", pairs[i][0]);
+		cr_assert(eq_forced(o, "ns", pairs[i][0]), "%s", pairs[i][0]);
+		cr_assert_not(eq_forced(o, "ns", pairs[i][1]), "%s vs %s",
+			      pairs[i][0], pairs[i][1]);
+		cr_assert_not(eq_forced(o, "nt", pairs[i][0]));
+		kf_object_unref(o);
+	}
+
+	/* Longer than the 16-bit length field: measured again. */
+	memset(b, 'x', huge);
+	b[big] = '\0';
+	o = named("ns", b);
+	cr_assert(eq_forced(o, "ns", b));
+	b[big - 1] = 'y';
+	cr_assert_not(eq_forced(o, "ns", b));
+	b[big - 1] = 'x';
+	b[big] = 'x';
+	b[huge] = '\0';
+	cr_assert_not(eq_forced(o, "ns", b), "a longer key: no overread");
+	kf_object_unref(o);
+	/* A stored name one byte longer than the key, both past 16 bits. */
+	b[big + 1] = '\0';
+	o = named("ns", b);
+	b[big] = '\0';
+	cr_assert_not(eq_forced(o, "ns", b), "a shorter key");
+	kf_object_unref(o);
+	free(b);
+}

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "kubefan/store.h"
+#include "store_int.h"
 
 static kf_object *
 mk(const char *ns, const char *name, const char *uid, const char *rv)
@@ -405,4 +406,158 @@ Test(store_read, borrowed_readers_race_a_relisting_writer, .timeout = 120)
 	cr_assert_eq(kf_store_len(r.s), NOBJ);
 	kf_writer_free(r.w);
 	kf_store_free(r.s);
+}
+
+/* ---- identities the look-up compares ---- */
+
+/* Names that share a prefix and differ in length or in one byte at each
+ * position a word compare splits on (4, 8, 9, 16 and 17 bytes), and one
+ * longer than the 16-bit length field: each is found, and only itself. */
+Test(store_read, near_identities_are_told_apart)
+{
+	static const char *const names[] = {
+	    "a",
+	    "ab",
+	    "abc",
+	    "abcd",
+	    "abce",
+	    "abcdefgh",
+	    "abcdefgi",
+	    "abcdefghi",
+	    "abcdefghj",
+	    "bbcdefghi",
+	    "0123456789abcdef",
+	    "0123456789abcdeg",
+	    "0123456789abcdefg",
+	    "0123456789abcdefh",
+	    "1123456789abcdefg",
+	};
+	size_t n = sizeof(names) / sizeof(names[0]);
+	size_t biglen = 70000;
+	char *big = malloc(biglen + 1), *bigjson = malloc(biglen + 200);
+	char *near = malloc(biglen + 1);
+	kf_writer *w;
+	kf_store *s;
+	kf_object *o, *bo;
+	char err[128];
+
+	cr_assert_not_null(big);
+	memset(big, 'x', biglen);
+	big[biglen] = '\0';
+	memcpy(near, big, biglen + 1);
+	near[biglen - 1] = 'y';
+	snprintf(
+	    bigjson, biglen + 200,
+	    "{\"kind\":\"Pod\",\"metadata\":{\"name\":\"%s\","
+	    "\"namespace\":\"ns\",\"uid\":\"ub\",\"resourceVersion\":\"1\"}}",
+	    big);
+	cr_assert_eq(kf_object_parse(bigjson, strlen(bigjson), NULL, err,
+				     sizeof(err), &bo),
+		     KF_OK, "%s", err);
+
+	cr_assert_eq(kf_store_alloc(&w, &s), KF_OK);
+	ev1(w, KF_EV_INIT, NULL);
+	for (size_t i = 0; i < n; i++)
+		ev1(w, KF_EV_INIT_APPLY, mk("ns", names[i], names[i], "1"));
+	ev1(w, KF_EV_INIT_APPLY, bo);
+	ev1(w, KF_EV_INIT_DONE, NULL);
+
+	for (size_t i = 0; i < n; i++) {
+		kf_store_key k = key("ns", names[i]);
+		kf_objref other = {"Pod", "ns2", names[i], NULL, NULL};
+
+		cr_assert_eq(kf_store_get_key(s, &k, &o), KF_OK, "%s",
+			     names[i]);
+		cr_assert_str_eq(kf_object_name(o), names[i]);
+		kf_object_unref(o);
+		cr_assert_eq(kf_store_get(s, &other, &o), KF_ENOTFOUND, "%s",
+			     names[i]);
+	}
+	kf_store_key kb = key("ns", big), kn = key("ns", near);
+
+	cr_assert_eq(kf_store_get_key(s, &kb, &o), KF_OK);
+	cr_assert_eq(strlen(kf_object_name(o)), biglen);
+	kf_object_unref(o);
+	cr_assert_eq(kf_store_get_key(s, &kn, &o), KF_ENOTFOUND);
+	/* A key whose lengths were not made by kf_store_key_make(). */
+	kf_store_key bad = kb;
+
+	bad.name_len = 3;
+	cr_assert_eq(kf_store_get_key(s, &bad, &o), KF_ENOTFOUND);
+
+	kf_store_free(s);
+	kf_writer_free(w);
+	free(big);
+	free(near);
+	free(bigjson);
+}
+
+/* ---- a handle used from threads other than its first ---- */
+
+struct other_reader {
+	kf_store *s;
+	int found;
+	int pinned;
+};
+
+static void *
+read_from_other_thread(void *arg)
+{
+	struct other_reader *r = arg;
+	kf_store_key ka = key("ns", "a");
+	const kf_object *b;
+	kf_object *o;
+
+	for (int i = 0; i < 1000; i++) {
+		if (kf_store_get_key(r->s, &ka, &o) == KF_OK &&
+		    strcmp(kf_object_name(o), "a") == 0)
+			r->found++;
+		kf_object_unref(o);
+	}
+	if (kf_store_pin(r->s) == KF_OK) {
+		if (kf_store_get_borrowed(r->s, &ka, &b) == KF_OK)
+			r->pinned++;
+		kf_store_unpin(r->s);
+	}
+	return NULL;
+}
+
+/* The handle's own record belongs to the first thread that read through
+ * it; the others borrow spare records, call after call, and give them
+ * back. */
+Test(store_read, a_handle_serves_threads_after_its_first)
+{
+	kf_writer *w;
+	kf_store *s;
+	kf_store_key ka = key("ns", "a");
+	kf_object *o;
+	struct other_reader r[2];
+	pthread_t th[2];
+	size_t records;
+
+	cr_assert_eq(kf_store_alloc(&w, &s), KF_OK);
+	ev1(w, KF_EV_INIT, NULL);
+	ev1(w, KF_EV_INIT_APPLY, mk("ns", "a", "u1", "1"));
+	ev1(w, KF_EV_INIT_DONE, NULL);
+	cr_assert_eq(kf_store_get_key(s, &ka, &o), KF_OK); /* binds to us */
+	kf_object_unref(o);
+	records = kfi_store_record_count(s);
+
+	for (int i = 0; i < 2; i++) {
+		r[i] = (struct other_reader){.s = s};
+		pthread_create(&th[i], NULL, read_from_other_thread, &r[i]);
+	}
+	for (int k = 0; k < 1000; k++) {
+		cr_assert_eq(kf_store_get_key(s, &ka, &o), KF_OK);
+		kf_object_unref(o);
+	}
+	for (int i = 0; i < 2; i++) {
+		pthread_join(th[i], NULL);
+		cr_assert_eq(r[i].found, 1000);
+		cr_assert_eq(r[i].pinned, 1);
+	}
+	/* At most one spare per thread at a time, all recycled. */
+	cr_assert_leq(kfi_store_record_count(s), records + 2);
+	kf_store_free(s);
+	kf_writer_free(w);
 }
