@@ -18,9 +18,15 @@
  *  3. Baseline in the same run: the same threads doing an atomic
  *     increment and decrement on one shared counter (what handing each
  *     subscriber its own object reference would cost).
- *  4. One stalled subscriber: wall-clock throughput of 10 readers with and
- *     without an 11th that never reads (goal: < 5 % change), best of
- *     REPS runs of a million events each.
+ *  4. One stalled subscriber: 10 readers with and without an 11th that
+ *     never reads (goal: < 5 % change), STALL_PAIRS pairs of runs of
+ *     400 000 events, the two runs of a pair back to back and the one
+ *     going first alternating. Two figures, each the median over pairs
+ *     of the pair's ratio (slow drift in the machine's load cancels in a
+ *     pair): wall-clock events per second each reader got, and the CPU
+ *     the writer and the 10 readers spent per event (what bounds their
+ *     throughput when the cores are busy; far less noisy on a shared
+ *     machine than the wall clock).
  *
  * Wake-up costs are paid inside publish or inside the readers' next(),
  * so they are in these CPU times: the writer's thread CPU includes the
@@ -28,9 +34,11 @@
  * pass on. The ring's counters give the system calls per publish made
  * by the writer and in total. CPU times are per thread
  * (CLOCK_THREAD_CPUTIME_ID). Each figure is the run with the median
- * publish cost of REPS, the counts interleaved; the ratios are also given
- * for the lowest of the REPS (on a shared machine noise only adds). Prints
- * tables and one `RESULT {json}` line.
+ * publish cost of REPS, the counts interleaved; the 100-vs-1 ratios are
+ * the median over the REPS of the ratio within one repetition (the runs
+ * of one repetition are minutes closer than those of two), and are also
+ * given for the lowest of the REPS (on a shared machine noise only adds).
+ * Prints tables and one `RESULT {json}` line.
  */
 #include <pthread.h>
 #include <sched.h>
@@ -48,9 +56,10 @@
 #include "kubefan/subscriber.h"
 #include "ring.h"
 
-#define CAP  4096
-#define NOBJ 1024
-#define REPS 5 /* each figure is the median of REPS runs */
+#define CAP	    4096
+#define NOBJ	    1024
+#define REPS	    7  /* each figure is the median of REPS runs */
+#define STALL_PAIRS 11 /* stalled subscriber: alternating pairs */
 
 static kf_object *objs[NOBJ];
 
@@ -346,6 +355,25 @@ median_run(struct run *runs, int reps)
 	return m;
 }
 
+/* The median of n values (sorts them). */
+static double
+median_of(double *v, int n)
+{
+	qsort(v, (size_t)n, sizeof(*v), cmp_double);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* The median over repetitions of hi's publish cost over lo's. */
+static double
+paired_ratio(struct run rows[][3], int reps, int hi, int lo)
+{
+	double v[REPS];
+
+	for (int k = 0; k < reps; k++)
+		v[k] = rows[k][hi].pub_ns / rows[k][lo].pub_ns;
+	return median_of(v, reps);
+}
+
 static _Atomic uint64_t shared_count;
 
 struct pair_arg {
@@ -396,7 +424,8 @@ main(void)
 	struct run r[3], q[3], p[3] = {{0}}, idle, keep[REPS][3],
 			       asleep[REPS][3];
 	struct run idles[REPS], col[REPS];
-	double pairs[3], with = 0, without = 0;
+	double pairs[3], ratio_keep, ratio_pinned = 0, ratio_asleep;
+	double st_wall[STALL_PAIRS], st_cpu[STALL_PAIRS], stall_wall, stall_cpu;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	for (int i = 0; i < NOBJ; i++) {
@@ -423,6 +452,7 @@ main(void)
 			keep[k][i] = run_ring(counts[i], 0, events[i], false);
 		idles[k] = run_ring(1, 99, events[0], false);
 	}
+	ratio_keep = paired_ratio(keep, REPS, 2, 0);
 	for (int i = 0; i < 3; i++) {
 		for (int k = 0; k < REPS; k++)
 			col[k] = keep[k][i];
@@ -449,6 +479,7 @@ main(void)
 				keep[k][i] =
 				    run_ring(counts[i], 0, events[i], false);
 		pin_writer = false;
+		ratio_pinned = paired_ratio(keep, REPS, 2, 0);
 		printf("\nreaders that keep up, writer alone on CPU 0\n");
 		for (int i = 0; i < 3; i++) {
 			for (int k = 0; k < REPS; k++)
@@ -470,6 +501,7 @@ main(void)
 		for (int i = 0; i < 3; i++)
 			asleep[k][i] =
 			    run_ring(counts[i], 0, paced_events[i], true);
+	ratio_asleep = paired_ratio(asleep, REPS, 2, 0);
 	for (int i = 0; i < 3; i++) {
 		for (int k = 0; k < REPS; k++)
 			col[k] = asleep[k][i];
@@ -480,27 +512,37 @@ main(void)
 		       q[i].lat_p99_us);
 	}
 
-	/* Stalled subscriber: best of REPS alternating runs each. */
-	for (int k = 0; k < REPS; k++) {
-		struct run a = run_ring(10, 0, 1000000, false);
-		struct run b = run_ring(10, 1, 1000000, false);
+	/* Stalled subscriber: pairs, the side going first alternating. */
+	for (int k = 0; k < STALL_PAIRS; k++) {
+		struct run a, b;
 
-		if (a.events_ps > without)
-			without = a.events_ps;
-		if (b.events_ps > with)
-			with = b.events_ps;
+		if (k % 2) {
+			b = run_ring(10, 1, 400000, false);
+			a = run_ring(10, 0, 400000, false);
+		} else {
+			a = run_ring(10, 0, 400000, false);
+			b = run_ring(10, 1, 400000, false);
+		}
+		st_wall[k] = b.events_ps / a.events_ps;
+		st_cpu[k] =
+		    (a.pub_ns + 10 * a.sub_ns) / (b.pub_ns + 10 * b.sub_ns);
 	}
-	printf("\nstalled subscriber: 10 readers %.0f ev/s each without, "
-	       "%.0f with one stalled (%+.1f %%)\n",
-	       without, with, (with / without - 1) * 100);
-	printf("publish cost 100 vs 1 reader (medians; minima): %.2fx "
-	       "(%.2fx) keeping up, %.2fx (%.2fx) with the writer alone on "
-	       "a CPU, %.2fx (%.2fx) asleep; 1 reader + 99 idle subscribers "
-	       "vs 1: %.2fx (%.2fx)\n",
-	       r[2].pub_ns / r[0].pub_ns, r[2].pub_min_ns / r[0].pub_min_ns,
-	       p[0].pub_ns > 0 ? p[2].pub_ns / p[0].pub_ns : 0,
+	stall_wall = (median_of(st_wall, STALL_PAIRS) - 1) * 100;
+	stall_cpu = (median_of(st_cpu, STALL_PAIRS) - 1) * 100;
+	printf("\nstalled subscriber, 10 readers, median of %d pairs: "
+	       "wall-clock events/s each %+.1f %% (pairs from %+.1f to "
+	       "%+.1f %%), events per CPU-second %+.1f %% (from %+.1f to "
+	       "%+.1f %%)\n",
+	       STALL_PAIRS, stall_wall, (st_wall[0] - 1) * 100,
+	       (st_wall[STALL_PAIRS - 1] - 1) * 100, stall_cpu,
+	       (st_cpu[0] - 1) * 100, (st_cpu[STALL_PAIRS - 1] - 1) * 100);
+	printf("publish cost 100 vs 1 reader (median of paired ratios; "
+	       "minima): %.2fx (%.2fx) keeping up, %.2fx (%.2fx) with the "
+	       "writer alone on a CPU, %.2fx (%.2fx) asleep; 1 reader + 99 "
+	       "idle subscribers vs 1: %.2fx (%.2fx)\n",
+	       ratio_keep, r[2].pub_min_ns / r[0].pub_min_ns, ratio_pinned,
 	       p[0].pub_ns > 0 ? p[2].pub_min_ns / p[0].pub_min_ns : 0,
-	       q[2].pub_ns / q[0].pub_ns, q[2].pub_min_ns / q[0].pub_min_ns,
+	       ratio_asleep, q[2].pub_min_ns / q[0].pub_min_ns,
 	       idle.pub_ns / r[0].pub_ns, idle.pub_min_ns / r[0].pub_min_ns);
 
 	printf("RESULT {\"bench\":\"ring\",\"capacity\":%d,", CAP);
@@ -523,10 +565,11 @@ main(void)
 	printf("\"publish_min_ns\":[%.1f,%.1f,%.1f],", r[0].pub_min_ns,
 	       r[1].pub_min_ns, r[2].pub_min_ns);
 	printf("\"publish_ratio_100_vs_1\":%.3f,"
+	       "\"publish_ratio_100_vs_1_writer_alone\":%.3f,"
 	       "\"asleep_publish_ratio_100_vs_1\":%.3f,"
-	       "\"stalled_change_pct\":%.2f}\n",
-	       r[2].pub_ns / r[0].pub_ns, q[2].pub_ns / q[0].pub_ns,
-	       (with / without - 1) * 100);
+	       "\"stalled_change_pct\":%.2f,"
+	       "\"stalled_cpu_change_pct\":%.2f}\n",
+	       ratio_keep, ratio_pinned, ratio_asleep, stall_wall, stall_cpu);
 	for (int i = 0; i < NOBJ; i++)
 		kf_object_unref(objs[i]);
 	return 0;
