@@ -153,6 +153,25 @@ kc_line(const yaml_node_t *n)
 #define kc_fail(x, e, n, path, ...)                                            \
 	kc_fail_at((x), (e), kc_line(n), (path), __VA_ARGS__)
 
+/* A field path into buf. The walk's fixed depth and known keys keep every
+ * path far below KC_PATH, but a path cut short would name the wrong
+ * field, so one that does not fit is an error rather than a cut. */
+static kf_err __attribute__((format(printf, 5, 6)))
+kc_subpath(struct kc_ctx *x, const yaml_node_t *n, char *buf, size_t len,
+	   const char *fmt, ...)
+{
+	va_list ap;
+	int r;
+
+	va_start(ap, fmt);
+	r = vsnprintf(buf, len, fmt, ap);
+	va_end(ap);
+	if (r >= 0 && (size_t)r < len)
+		return KF_OK;
+	return kc_fail(x, KF_ECONFIG, n, NULL,
+		       "a field path longer than %zu bytes", len - 1);
+}
+
 static kf_err
 kc_oom(struct kc_ctx *x)
 {
@@ -504,10 +523,9 @@ kc_walk_map(struct kc_ctx *x, yaml_node_t *map, const char *path,
 				break;
 		if (keys[i] == NULL)
 			continue;
-		if (path[0] != '\0')
-			snprintf(sub, sizeof(sub), "%s.%s", path, name);
-		else
-			snprintf(sub, sizeof(sub), "%s", name);
+		if ((e = kc_subpath(x, k, sub, sizeof(sub), "%s%s%s", path,
+				    path[0] != '\0' ? "." : "", name)) != KF_OK)
+			return e;
 		if (seen & (1u << i))
 			return kc_fail_at(x, KF_ECONFIG, 0, sub,
 					  "given twice, at lines %zu and %zu",
@@ -600,7 +618,9 @@ kc_exec_args(struct kc_ctx *x, struct kfi_exec_cfg *ex, yaml_node_t *v,
 		yaml_node_t *it = kc_item(x, v, i);
 		char *s = NULL;
 
-		snprintf(sub, sizeof(sub), "%s[%zu]", path, i);
+		if ((e = kc_subpath(x, it, sub, sizeof(sub), "%s[%zu]", path,
+				    i)) != KF_OK)
+			return e;
 		if (it == NULL || it->type != YAML_SCALAR_NODE)
 			return kc_fail(x, KF_ECONFIG, it, sub,
 				       "expected a string");
@@ -632,7 +652,9 @@ kc_exec_env(struct kc_ctx *x, struct kfi_exec_cfg *ex, yaml_node_t *v,
 		struct kc_env_var ev = {0};
 		int r = 0;
 
-		snprintf(sub, sizeof(sub), "%s[%zu]", path, i);
+		if ((e = kc_subpath(x, it, sub, sizeof(sub), "%s[%zu]", path,
+				    i)) != KF_OK)
+			return e;
 		if (kc_is_null(it) || it->type != YAML_MAPPING_NODE)
 			return kc_fail(x, KF_ECONFIG, it, sub,
 				       "expected a mapping with name and "
