@@ -2,7 +2,15 @@
  * kubefand configuration: the --resource syntax, the YAML file, checks.
  * The YAML file is read with libyaml's document API; every value is a
  * scalar except `resources`, a sequence of mappings. Unknown keys are
- * errors, so a typo cannot silently fall back to a default.
+ * errors, so a typo cannot silently fall back to a default, and so is a
+ * key given twice in one mapping, so neither copy silently wins.
+ *
+ * Before the document is loaded, a pass over libyaml's events checks the
+ * file's shape: at most KD_MAX_DEPTH levels of nesting and one document.
+ * libyaml's scanner and loader do work proportional to the depth for each
+ * token, so a file of 100 000 '[' would take them tens of seconds; the
+ * event pass stops at the first level too deep, which bounds its own work
+ * by the limit times the file's size.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -19,6 +27,11 @@
 #define KD_MAX_MS 3600000ul
 /* The largest ring (slots per stream). */
 #define KD_MAX_RING (1ul << 24)
+/* The largest configuration file: 64 resources need a few KiB. */
+#define KD_MAX_FILE (1u << 20)
+/* The deepest nesting of collections in the file; a valid one needs 2
+ * (the root and `resources`) and 3 with a resource's mapping. */
+#define KD_MAX_DEPTH 64
 
 void
 kd_set(char **slot, const char *v)
@@ -289,6 +302,49 @@ yfail(struct yload *y, yaml_node_t *n, const char *what, const char *key)
 	return -1;
 }
 
+/* `ns` is a synonym of `namespace` in a resource; other keys are their
+ * own. */
+static const char *
+ycanon(const char *k)
+{
+	return strcmp(k, "ns") == 0 ? "namespace" : k;
+}
+
+/* The key node of a pair before p in map with the key k (or a synonym),
+ * or NULL. Every pair before p had a known key (an unknown one ends the
+ * load), so this compares a bounded number of keys. */
+static yaml_node_t *
+yearlier(struct yload *y, yaml_node_t *map, yaml_node_pair_t *p, const char *k)
+{
+	for (yaml_node_pair_t *q = map->data.mapping.pairs.start; q < p; q++) {
+		yaml_node_t *kn = yaml_document_get_node(y->doc, q->key);
+		const char *qk = yscalar(kn);
+
+		if (qk != NULL && strcmp(ycanon(qk), ycanon(k)) == 0)
+			return kn;
+	}
+	return NULL;
+}
+
+/* "path:line: key: given twice, at lines A and B". */
+static int
+ytwice(struct yload *y, yaml_node_t *first, yaml_node_t *again, const char *key)
+{
+	const char *a = yscalar(first), *b = yscalar(again);
+	size_t la = first->start_mark.line + 1, lb = again->start_mark.line + 1;
+
+	if (strcmp(a, b) == 0)
+		snprintf(y->err, y->len,
+			 "%s:%zu: %s: given twice, at lines %zu and %zu",
+			 y->path, lb, key, la, lb);
+	else
+		snprintf(y->err, y->len,
+			 "%s:%zu: %s: given twice, as %s at line %zu and as "
+			 "%s at line %zu",
+			 y->path, lb, key, a, la, b, lb);
+	return -1;
+}
+
 static int
 yuint(struct yload *y, yaml_node_t *n, const char *key, int base,
       unsigned long *out)
@@ -334,8 +390,8 @@ yresource(struct yload *y, struct kd_cfg *c, yaml_node_t *n, size_t idx)
 	snprintf(key, sizeof(key), "resources[%zu]", idx);
 	if (n->type != YAML_MAPPING_NODE)
 		return yfail(y, n, "each resource is a mapping", key);
-	for (p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top;
-	     p++) {
+	for (p = n->data.mapping.pairs.start;
+	     pathn == NULL && p < n->data.mapping.pairs.top; p++) {
 		const char *k = yscalar(yaml_document_get_node(y->doc, p->key));
 
 		if (k != NULL && strcmp(k, "resource") == 0)
@@ -362,13 +418,18 @@ yresource(struct yload *y, struct kd_cfg *c, yaml_node_t *n, size_t idx)
 		yaml_node_t *kn = yaml_document_get_node(y->doc, p->key);
 		yaml_node_t *vn = yaml_document_get_node(y->doc, p->value);
 		const char *k = yscalar(kn), *v = yscalar(vn);
+		yaml_node_t *first = k ? yearlier(y, n, p, k) : NULL;
 		const char *why = "expected a string";
 		int rc;
 
-		if (k != NULL && strcmp(k, "resource") == 0)
-			continue;
 		snprintf(key, sizeof(key), "resources[%zu].%.32s", idx,
 			 k ? k : "?");
+		if (first != NULL) {
+			res_fini(r);
+			return ytwice(y, first, kn, key);
+		}
+		if (k != NULL && strcmp(k, "resource") == 0)
+			continue;
 		rc = k == NULL	 ? -1
 		     : v == NULL ? -2
 				 : res_set_opt(r, k, v, &why);
@@ -465,6 +526,102 @@ ykey(struct yload *y, struct kd_cfg *c, const char *k, yaml_node_t *v)
 	return 0;
 }
 
+/* The whole file at path, at most KD_MAX_FILE bytes, into *out (to be
+ * freed). A pipe works too: it is read once. */
+static int
+read_file(const char *path, unsigned char **out, size_t *n, char *err,
+	  size_t len)
+{
+	FILE *f = fopen(path, "rb");
+	unsigned char *buf;
+	size_t got;
+	int rc = 0;
+
+	if (f == NULL) {
+		snprintf(err, len, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if ((buf = malloc(KD_MAX_FILE + 1)) == NULL) {
+		fclose(f);
+		snprintf(err, len, "%s: out of memory", path);
+		return -1;
+	}
+	got = fread(buf, 1, KD_MAX_FILE + 1, f);
+	if (ferror(f)) {
+		snprintf(err, len, "%s: %s", path, strerror(errno));
+		rc = -1;
+	} else if (got > KD_MAX_FILE) {
+		snprintf(err, len, "%s: larger than %u bytes", path,
+			 KD_MAX_FILE);
+		rc = -1;
+	}
+	fclose(f);
+	if (rc != 0) {
+		free(buf);
+		return -1;
+	}
+	*out = buf;
+	*n = got;
+	return 0;
+}
+
+/* The event pass (see the top of the file): nesting within KD_MAX_DEPTH,
+ * one document, and YAML that parses. */
+static int
+ycheck_shape(const char *path, const unsigned char *data, size_t n, char *err,
+	     size_t len)
+{
+	yaml_parser_t p;
+	yaml_event_t ev;
+	int depth = 0, docs = 0, rc = 1;
+
+	if (!yaml_parser_initialize(&p)) {
+		snprintf(err, len, "%s: out of memory", path);
+		return -1;
+	}
+	yaml_parser_set_input_string(&p, data, n);
+	/* One event per turn, until the stream ends or a check fails; the
+	 * depth check keeps libyaml's work per event bounded. */
+	while (rc > 0) {
+		yaml_event_type_t type;
+		size_t line;
+
+		if (!yaml_parser_parse(&p, &ev)) {
+			snprintf(err, len, "%s:%zu: %s", path,
+				 p.problem_mark.line + 1,
+				 p.problem ? p.problem : "not YAML");
+			rc = -1;
+			break;
+		}
+		type = ev.type;
+		line = ev.start_mark.line + 1;
+		yaml_event_delete(&ev);
+		if (type == YAML_SEQUENCE_START_EVENT ||
+		    type == YAML_MAPPING_START_EVENT) {
+			if (++depth <= KD_MAX_DEPTH)
+				continue;
+			snprintf(err, len,
+				 "%s:%zu: nested deeper than %d levels (the "
+				 "limit)",
+				 path, line, KD_MAX_DEPTH);
+			rc = -1;
+		} else if (type == YAML_SEQUENCE_END_EVENT ||
+			   type == YAML_MAPPING_END_EVENT) {
+			depth--;
+		} else if (type == YAML_DOCUMENT_START_EVENT && ++docs > 1) {
+			snprintf(err, len,
+				 "%s:%zu: a second YAML document; the file "
+				 "holds one",
+				 path, line);
+			rc = -1;
+		} else if (type == YAML_STREAM_END_EVENT) {
+			rc = 0;
+		}
+	}
+	yaml_parser_delete(&p);
+	return rc;
+}
+
 int
 kd_cfg_load_file(struct kd_cfg *c, const char *path, char *err, size_t len)
 {
@@ -472,21 +629,28 @@ kd_cfg_load_file(struct kd_cfg *c, const char *path, char *err, size_t len)
 	yaml_document_t doc;
 	yaml_node_t *root;
 	struct yload y = {&doc, path, err, len};
-	FILE *f = fopen(path, "rb");
+	unsigned char *data;
+	size_t n;
 	int rc = 0;
 
-	if (f == NULL) {
-		snprintf(err, len, "%s: %s", path, strerror(errno));
+	if (read_file(path, &data, &n, err, len) != 0)
+		return -1;
+	if (ycheck_shape(path, data, n, err, len) != 0) {
+		free(data);
 		return -1;
 	}
-	yaml_parser_initialize(&parser);
-	yaml_parser_set_input_file(&parser, f);
+	if (!yaml_parser_initialize(&parser)) {
+		snprintf(err, len, "%s: out of memory", path);
+		free(data);
+		return -1;
+	}
+	yaml_parser_set_input_string(&parser, data, n);
 	if (!yaml_parser_load(&parser, &doc)) {
 		snprintf(err, len, "%s:%zu: %s", path,
 			 parser.problem_mark.line + 1,
 			 parser.problem ? parser.problem : "not YAML");
 		yaml_parser_delete(&parser);
-		fclose(f);
+		free(data);
 		return -1;
 	}
 	root = yaml_document_get_root_node(&doc);
@@ -497,15 +661,22 @@ kd_cfg_load_file(struct kd_cfg *c, const char *path, char *err, size_t len)
 		     rc == 0 && p < root->data.mapping.pairs.top; p++) {
 			yaml_node_t *kn = yaml_document_get_node(&doc, p->key);
 			const char *k = yscalar(kn);
+			yaml_node_t *first =
+			    k ? yearlier(&y, root, p, k) : NULL;
 
-			rc = k ? ykey(&y, c, k,
-				      yaml_document_get_node(&doc, p->value))
-			       : yfail(&y, kn, "keys are strings", NULL);
+			if (k == NULL)
+				rc = yfail(&y, kn, "keys are strings", NULL);
+			else if (first != NULL)
+				rc = ytwice(&y, first, kn, k);
+			else
+				rc = ykey(
+				    &y, c, k,
+				    yaml_document_get_node(&doc, p->value));
 		}
 	}
 	yaml_document_delete(&doc);
 	yaml_parser_delete(&parser);
-	fclose(f);
+	free(data);
 	return rc;
 }
 

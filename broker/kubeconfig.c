@@ -19,7 +19,14 @@
  * The walk has a fixed depth (root, list, entry, body, field, item), so
  * YAML aliases cannot make it recurse or loop; lists and mappings are
  * bounded by the document, which is bounded by KC_MAX_FILE. Error texts
- * name fields, never values that could be secrets.
+ * name fields, and the cluster, user or context they are in, never values
+ * that could be secrets.
+ *
+ * Before the document is loaded, a pass over libyaml's events refuses
+ * nesting deeper than KC_MAX_DEPTH. libyaml's scanner and loader do work
+ * proportional to the depth for each token (100 000 '[' take them tens of
+ * seconds); the event pass stops at the first level too deep, so its own
+ * work is bounded by the limit times the file's size.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -39,6 +46,7 @@
 #define KC_MAX_FILES	64	    /* files of $KUBECONFIG */
 #define KC_PATH		256	    /* field path text */
 #define KC_FUZZ_CONTEXT 16	    /* contexts the fuzzer selects */
+#define KC_MAX_DEPTH	64	    /* nesting; a kubeconfig needs 6 */
 
 struct kc_cluster {
 	char *name;
@@ -50,6 +58,7 @@ struct kc_cluster {
 	bool insecure;
 	char *ca_file;
 	struct kfi_blob ca;
+	int ca_empty_line; /* > 0: certificate-authority-data is empty */
 };
 
 struct kc_user {
@@ -97,17 +106,20 @@ struct kc_ctx {
 	yaml_document_t *doc;
 	char *err;
 	size_t errlen;
+	/* The entry being walked, for errors: `cluster "prod"`, or "". */
+	char entry[96];
 };
 
 typedef kf_err (*kc_field_fn)(struct kc_ctx *x, void *obj, int key,
 			      yaml_node_t *val, const char *path);
 
+/* "kubeconfig FILE: PATH: MSG (ENTRY, line LINE)"; line 0 is unknown. */
 static kf_err __attribute__((format(printf, 5, 6)))
-kc_fail(struct kc_ctx *x, kf_err e, const yaml_node_t *n, const char *path,
-	const char *fmt, ...)
+kc_fail_at(struct kc_ctx *x, kf_err e, size_t line, const char *path,
+	   const char *fmt, ...)
 {
 	char msg[256];
-	char where[32] = "";
+	char where[160] = "";
 	va_list ap;
 
 	if (x->err == NULL || x->errlen == 0)
@@ -115,9 +127,13 @@ kc_fail(struct kc_ctx *x, kf_err e, const yaml_node_t *n, const char *path,
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	if (n != NULL)
-		snprintf(where, sizeof(where), " (line %zu)",
-			 n->start_mark.line + 1);
+	if (line > 0 && x->entry[0] != '\0')
+		snprintf(where, sizeof(where), " (%s, line %zu)", x->entry,
+			 line);
+	else if (line > 0)
+		snprintf(where, sizeof(where), " (line %zu)", line);
+	else if (x->entry[0] != '\0')
+		snprintf(where, sizeof(where), " (%s)", x->entry);
 	if (path != NULL && path[0] != '\0')
 		snprintf(x->err, x->errlen, "kubeconfig %s: %s: %s%s", x->label,
 			 path, msg, where);
@@ -125,6 +141,35 @@ kc_fail(struct kc_ctx *x, kf_err e, const yaml_node_t *n, const char *path,
 		snprintf(x->err, x->errlen, "kubeconfig %s: %s%s", x->label,
 			 msg, where);
 	return e;
+}
+
+static size_t
+kc_line(const yaml_node_t *n)
+{
+	return n != NULL ? n->start_mark.line + 1 : 0;
+}
+
+/* As kc_fail_at, at node n's line (n may be NULL). */
+#define kc_fail(x, e, n, path, ...)                                            \
+	kc_fail_at((x), (e), kc_line(n), (path), __VA_ARGS__)
+
+/* A field path into buf. The walk's fixed depth and known keys keep every
+ * path far below KC_PATH, but a path cut short would name the wrong
+ * field, so one that does not fit is an error rather than a cut. */
+static kf_err __attribute__((format(printf, 5, 6)))
+kc_subpath(struct kc_ctx *x, const yaml_node_t *n, char *buf, size_t len,
+	   const char *fmt, ...)
+{
+	va_list ap;
+	int r;
+
+	va_start(ap, fmt);
+	r = vsnprintf(buf, len, fmt, ap);
+	va_end(ap);
+	if (r >= 0 && (size_t)r < len)
+		return KF_OK;
+	return kc_fail(x, KF_ECONFIG, n, NULL,
+		       "a field path longer than %zu bytes", len - 1);
 }
 
 static kf_err
@@ -395,23 +440,42 @@ kc_path(struct kc_ctx *x, yaml_node_t *n, const char *path, char **out)
 	return KF_OK;
 }
 
-/* Base64 of PEM text (a certificate, key or CA bundle). */
+#define KC_EMPTY_DATA "empty; give base64 PEM data or remove the field"
+
+/* Base64 of PEM text (a certificate, key or CA bundle). Given but empty
+ * (null, "" or only line breaks) is an error, not "unset" as elsewhere:
+ * a template that filled in nothing would otherwise leave the connection
+ * without its CA or client certificate, and every TLS handshake would fail
+ * far from the cause. With empty_line, an empty value is not an error
+ * here: its line goes there for the caller to judge. */
 static kf_err
 kc_pem_data(struct kc_ctx *x, yaml_node_t *n, const char *path,
-	    struct kfi_blob *out)
+	    struct kfi_blob *out, int *empty_line)
 {
 	char *text = NULL;
 	kf_err e;
 
-	if ((e = kc_string(x, n, path, &text)) != KF_OK || text == NULL)
+	if ((e = kc_string(x, n, path, &text)) != KF_OK)
 		return e;
 	free(out->data);
-	e = kfi_base64_decode(text, strlen(text), out);
-	free(text);
+	out->data = NULL;
+	out->len = 0;
+	if (text != NULL) {
+		e = kfi_base64_decode(text, strlen(text), out);
+		free(text);
+	}
 	if (e == KF_ENOMEM)
 		return kc_oom(x);
 	if (e != KF_OK)
 		return kc_fail(x, KF_ECONFIG, n, path, "invalid base64");
+	if (out->len == 0) {
+		free(out->data);
+		out->data = NULL;
+		if (empty_line == NULL)
+			return kc_fail(x, KF_ECONFIG, n, path, KC_EMPTY_DATA);
+		*empty_line = (int)kc_line(n);
+		return KF_OK;
+	}
 	if (memmem(out->data, out->len, "-----BEGIN ", 11) == NULL)
 		return kc_fail(x, KF_ECONFIG, n, path,
 			       "not PEM data (the decoded bytes hold no "
@@ -433,6 +497,7 @@ kc_walk_map(struct kc_ctx *x, yaml_node_t *map, const char *path,
 	    const char *const *keys, kc_field_fn fn, void *obj)
 {
 	uint32_t seen = 0;
+	size_t first[32];
 	char sub[KC_PATH];
 
 	if (kc_is_null(map))
@@ -458,14 +523,15 @@ kc_walk_map(struct kc_ctx *x, yaml_node_t *map, const char *path,
 				break;
 		if (keys[i] == NULL)
 			continue;
-		if (path[0] != '\0')
-			snprintf(sub, sizeof(sub), "%s.%s", path, name);
-		else
-			snprintf(sub, sizeof(sub), "%s", name);
+		if ((e = kc_subpath(x, k, sub, sizeof(sub), "%s%s%s", path,
+				    path[0] != '\0' ? "." : "", name)) != KF_OK)
+			return e;
 		if (seen & (1u << i))
-			return kc_fail(x, KF_ECONFIG, k, sub,
-				       "key given twice");
+			return kc_fail_at(x, KF_ECONFIG, 0, sub,
+					  "given twice, at lines %zu and %zu",
+					  first[i], kc_line(k));
 		seen |= 1u << i;
+		first[i] = kc_line(k);
 		if ((e = fn(x, obj, i, v, sub)) != KF_OK)
 			return e;
 	}
@@ -552,7 +618,9 @@ kc_exec_args(struct kc_ctx *x, struct kfi_exec_cfg *ex, yaml_node_t *v,
 		yaml_node_t *it = kc_item(x, v, i);
 		char *s = NULL;
 
-		snprintf(sub, sizeof(sub), "%s[%zu]", path, i);
+		if ((e = kc_subpath(x, it, sub, sizeof(sub), "%s[%zu]", path,
+				    i)) != KF_OK)
+			return e;
 		if (it == NULL || it->type != YAML_SCALAR_NODE)
 			return kc_fail(x, KF_ECONFIG, it, sub,
 				       "expected a string");
@@ -584,7 +652,9 @@ kc_exec_env(struct kc_ctx *x, struct kfi_exec_cfg *ex, yaml_node_t *v,
 		struct kc_env_var ev = {0};
 		int r = 0;
 
-		snprintf(sub, sizeof(sub), "%s[%zu]", path, i);
+		if ((e = kc_subpath(x, it, sub, sizeof(sub), "%s[%zu]", path,
+				    i)) != KF_OK)
+			return e;
 		if (kc_is_null(it) || it->type != YAML_MAPPING_NODE)
 			return kc_fail(x, KF_ECONFIG, it, sub,
 				       "expected a mapping with name and "
@@ -727,7 +797,7 @@ kc_cluster_field(struct kc_ctx *x, void *obj, int key, yaml_node_t *v,
 	case 1:
 		return kc_path(x, v, path, &c->ca_file);
 	case 2:
-		return kc_pem_data(x, v, path, &c->ca);
+		return kc_pem_data(x, v, path, &c->ca, &c->ca_empty_line);
 	case 3:
 		return kc_bool(x, v, path, &c->insecure);
 	case 4:
@@ -767,11 +837,11 @@ kc_user_field(struct kc_ctx *x, void *obj, int key, yaml_node_t *v,
 	case 2:
 		return kc_path(x, v, path, &u->cert_file);
 	case 3:
-		return kc_pem_data(x, v, path, &u->cert);
+		return kc_pem_data(x, v, path, &u->cert, NULL);
 	case 4:
 		return kc_path(x, v, path, &u->key_file);
 	case 5:
-		return kc_pem_data(x, v, path, &u->key);
+		return kc_pem_data(x, v, path, &u->key, NULL);
 	case 6:
 		return kc_string(x, v, path, &u->username);
 	case 7:
@@ -805,13 +875,18 @@ kc_context_field(struct kc_ctx *x, void *obj, int key, yaml_node_t *v,
 	return kc_string(x, v, path, &c->ns);
 }
 
+/* Checks on one entry once all its fields are read; path is the entry's
+ * ("clusters[0]"). */
+typedef kf_err (*kc_done_fn)(struct kc_ctx *x, void *obj, const char *path);
+
 /* One list of named entries: "- name: N\n  <body>: {...}". */
 struct kc_named {
 	const char *list;	 /* "clusters" */
 	const char *body;	 /* "cluster" */
 	const char *const *keys; /* of the body */
 	kc_field_fn fn;
-	size_t size; /* of one entry struct */
+	kc_done_fn done; /* or NULL */
+	size_t size;	 /* of one entry struct */
 	size_t name_off, idx_off, line_off;
 };
 
@@ -832,6 +907,51 @@ kc_entry_field(struct kc_ctx *x, void *obj, int key, yaml_node_t *v,
 		return kc_string(x, v, path, w->name);
 	w->has_body = true;
 	return kc_walk_map(x, v, path, w->kind->keys, w->kind->fn, w->entry);
+}
+
+/* Empty certificate-authority-data: harmless beside
+ * insecure-skip-tls-verify (no CA is used; k0s writes such files), and
+ * taken as unset there, as kubectl does; otherwise an error. */
+static kf_err
+kc_cluster_done(struct kc_ctx *x, void *obj, const char *path)
+{
+	struct kc_cluster *c = obj;
+	char sub[KC_PATH + 40];
+
+	if (c->ca_empty_line == 0 || c->insecure)
+		return KF_OK;
+	snprintf(sub, sizeof(sub), "%s.cluster.certificate-authority-data",
+		 path);
+	return kc_fail_at(x, KF_ECONFIG, (size_t)c->ca_empty_line, sub,
+			  KC_EMPTY_DATA);
+}
+
+/* Name the entry in error texts (`cluster "prod"`) from its name, when
+ * that is a non-empty string; the walk checks the name properly. */
+static void
+kc_entry_label(struct kc_ctx *x, const struct kc_named *kind, yaml_node_t *it)
+{
+	char q[80];
+
+	x->entry[0] = '\0';
+	if (kc_is_null(it) || it->type != YAML_MAPPING_NODE)
+		return;
+	for (yaml_node_pair_t *p = it->data.mapping.pairs.start;
+	     p < it->data.mapping.pairs.top; p++) {
+		yaml_node_t *k = kc_node(x, p->key);
+		yaml_node_t *v = kc_node(x, p->value);
+
+		if (k == NULL || k->type != YAML_SCALAR_NODE ||
+		    strcmp((const char *)k->data.scalar.value, "name") != 0)
+			continue;
+		if (v != NULL && v->type == YAML_SCALAR_NODE &&
+		    !kc_is_null(v) && v->data.scalar.length > 0)
+			snprintf(x->entry, sizeof(x->entry), "%s \"%s\"",
+				 kind->body,
+				 kc_quote((const char *)v->data.scalar.value, q,
+					  sizeof(q)));
+		return;
+	}
 }
 
 static kf_err
@@ -862,6 +982,7 @@ kc_entries(struct kc_ctx *x, yaml_node_t *list, const struct kc_named *kind,
 			return kc_fail(x, KF_ECONFIG, it, path,
 				       "expected a mapping with name and %s",
 				       kind->body);
+		kc_entry_label(x, kind, it);
 		if ((e = kc_walk_map(x, it, path, keys, kc_entry_field, &w)) !=
 		    KF_OK)
 			return e;
@@ -879,7 +1000,11 @@ kc_entries(struct kc_ctx *x, yaml_node_t *list, const struct kc_named *kind,
 					       kc_quote(*name, q, sizeof(q)),
 					       kind->list, j);
 		}
+		if (kind->done != NULL &&
+		    (e = kind->done(x, entry, path)) != KF_OK)
+			return e;
 	}
+	x->entry[0] = '\0';
 	return KF_OK;
 }
 
@@ -887,6 +1012,7 @@ static const struct kc_named kind_cluster = {"clusters",
 					     "cluster",
 					     cluster_keys,
 					     kc_cluster_field,
+					     kc_cluster_done,
 					     sizeof(struct kc_cluster),
 					     offsetof(struct kc_cluster, name),
 					     offsetof(struct kc_cluster, idx),
@@ -896,6 +1022,7 @@ static const struct kc_named kind_user = {"users",
 					  "user",
 					  user_keys,
 					  kc_user_field,
+					  NULL,
 					  sizeof(struct kc_user),
 					  offsetof(struct kc_user, name),
 					  offsetof(struct kc_user, idx),
@@ -905,6 +1032,7 @@ static const struct kc_named kind_context = {"contexts",
 					     "context",
 					     context_keys,
 					     kc_context_field,
+					     NULL,
 					     sizeof(struct kc_context),
 					     offsetof(struct kc_context, name),
 					     offsetof(struct kc_context, idx),
@@ -990,12 +1118,74 @@ kc_root_field(struct kc_ctx *x, void *obj, int key, yaml_node_t *v,
 	}
 }
 
+static kf_err
+kc_yaml_error(struct kc_ctx *x, const yaml_parser_t *p)
+{
+	if (p->error == YAML_MEMORY_ERROR)
+		return kc_oom(x);
+	return kc_fail(x, KF_EPARSE, NULL, NULL,
+		       "YAML error at line %zu column %zu: %s%s%s",
+		       p->problem_mark.line + 1, p->problem_mark.column + 1,
+		       p->problem ? p->problem : "malformed",
+		       p->context ? " " : "", p->context ? p->context : "");
+}
+
+/* The event pass (see the top of the file): nesting within KC_MAX_DEPTH.
+ * Only the first document is checked, as only it is loaded. */
+static kf_err
+kc_check_depth(struct kc_ctx *x, const uint8_t *data, size_t len)
+{
+	yaml_parser_t p;
+	yaml_event_t ev;
+	kf_err e = KF_OK;
+	int depth = 0;
+	bool done = false;
+
+	if (!yaml_parser_initialize(&p))
+		return kc_oom(x);
+	yaml_parser_set_input_string(&p, data, len);
+	/* One event per turn, until the first document or the stream ends
+	 * or a check fails; the depth check keeps libyaml's work per event
+	 * bounded. */
+	while (!done) {
+		yaml_event_type_t type;
+		yaml_mark_t at;
+
+		if (!yaml_parser_parse(&p, &ev)) {
+			e = kc_yaml_error(x, &p);
+			break;
+		}
+		type = ev.type;
+		at = ev.start_mark;
+		yaml_event_delete(&ev);
+		if (type == YAML_SEQUENCE_START_EVENT ||
+		    type == YAML_MAPPING_START_EVENT) {
+			if (++depth <= KC_MAX_DEPTH)
+				continue;
+			e = kc_fail(x, KF_ECONFIG, NULL, NULL,
+				    "YAML nested deeper than %d levels (the "
+				    "limit) at line %zu column %zu",
+				    KC_MAX_DEPTH, at.line + 1, at.column + 1);
+			done = true;
+		} else if (type == YAML_SEQUENCE_END_EVENT ||
+			   type == YAML_MAPPING_END_EVENT) {
+			depth--;
+		} else if (type == YAML_DOCUMENT_END_EVENT ||
+			   type == YAML_STREAM_END_EVENT) {
+			done = true;
+		}
+	}
+	yaml_parser_delete(&p);
+	return e;
+}
+
 /* Parse one file's bytes into a kc_file. */
 static kf_err
 kc_parse_file(const char *label, const char *dir, const uint8_t *data,
 	      size_t len, char *errbuf, size_t errlen, struct kc_file **out)
 {
-	struct kc_ctx x = {label, dir, NULL, errbuf, errlen};
+	struct kc_ctx x = {
+	    .label = label, .dir = dir, .err = errbuf, .errlen = errlen};
 	yaml_parser_t parser;
 	yaml_document_t doc;
 	yaml_node_t *root;
@@ -1011,23 +1201,17 @@ kc_parse_file(const char *label, const char *dir, const uint8_t *data,
 		kc_file_free(f);
 		return kc_oom(&x);
 	}
+	if ((e = kc_check_depth(&x, data, len)) != KF_OK) {
+		kc_file_free(f);
+		return e;
+	}
 	if (!yaml_parser_initialize(&parser)) {
 		kc_file_free(f);
 		return kc_oom(&x);
 	}
 	yaml_parser_set_input_string(&parser, data, len);
 	if (!yaml_parser_load(&parser, &doc)) {
-		if (parser.error == YAML_MEMORY_ERROR)
-			e = kc_oom(&x);
-		else
-			e = kc_fail(&x, KF_EPARSE, NULL, NULL,
-				    "YAML error at line %zu column %zu: %s%s%s",
-				    parser.problem_mark.line + 1,
-				    parser.problem_mark.column + 1,
-				    parser.problem ? parser.problem
-						   : "malformed",
-				    parser.context ? " " : "",
-				    parser.context ? parser.context : "");
+		e = kc_yaml_error(&x, &parser);
 		yaml_parser_delete(&parser);
 		kc_file_free(f);
 		return e;

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "kubefan/remote.h"
+#include "kubefan/store.h"
 #include "wire.h"
 
 #define WIRE_MIN_EVENT 18 /* seq, topic_prev, type, flags */
@@ -441,6 +442,8 @@ kfw_parse_pub(const void *p, size_t len, struct kfw_pub *out, const char **why)
 			err = "truncated heartbeat";
 		else if (out->u.heartbeat.base_seq > out->u.heartbeat.last_seq)
 			err = "heartbeat base after last";
+		else if (out->u.heartbeat.readiness > KF_READINESS_STALE)
+			err = "heartbeat readiness out of range";
 		break;
 	case KFW_RESET:
 		out->u.reset.seq = kfw_get_u64(&r);
@@ -449,6 +452,9 @@ kfw_parse_pub(const void *p, size_t len, struct kfw_pub *out, const char **why)
 			err = "truncated reset";
 		else if (out->u.reset.seq == 0)
 			err = "reset at sequence 0";
+		else if (out->u.reset.reason != KFW_RESET_SYNC &&
+			 out->u.reset.reason != KFW_RESET_LAGGED)
+			err = "reset reason out of range";
 		break;
 	default:
 		err = "not a PUB message type";
@@ -550,10 +556,14 @@ walk_items(struct kfw_rd *r, struct kfw_rep *out, bool streams)
 		struct kfw_stream_info si;
 		struct kfw_obj o;
 
-		if (streams)
+		if (streams) {
 			kfw_get_stream_info(&walk, &si);
-		else
+			if (walk.err == NULL &&
+			    si.readiness > KF_READINESS_STALE)
+				walk.err = "stream readiness out of range";
+		} else {
 			kfw_get_obj(&walk, &o);
+		}
 	}
 	r->err = walk.err;
 	r->off = walk.off;
@@ -613,6 +623,8 @@ kfw_parse_rep(const void *p, size_t len, struct kfw_rep *out, const char **why)
 		r.err = "trailing bytes";
 	if (r.err == NULL && out->status > KFW_ST_EXPIRED)
 		r.err = "unknown status";
+	if (r.err == NULL && out->readiness > KF_READINESS_STALE)
+		r.err = "readiness out of range";
 	if (r.err == NULL)
 		return KF_OK;
 bad:

@@ -33,6 +33,7 @@
 #include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -49,6 +50,9 @@
 #include <kubefan/kubefan.h>
 #include <kubefan/remote.h>
 #include <kubefan/subscriber.h>
+
+/* The longest stream id kubefand serves (half its 512-byte topic). */
+#define KF_TAIL_MAX_STREAM 256
 
 static volatile sig_atomic_t tail_stop;
 
@@ -74,6 +78,26 @@ now_s(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* A message into why[len]. One that does not fit ends in "..." so a cut
+ * is visible; with append, it goes after what why holds. */
+static void __attribute__((format(printf, 4, 5)))
+why_fmt(char *why, size_t len, bool append, const char *fmt, ...)
+{
+	size_t at = append ? strlen(why) : 0;
+	va_list ap;
+	int n;
+
+	if (at >= len)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(why + at, len - at, fmt, ap);
+	va_end(ap);
+	if (n >= 0 && (size_t)n < len - at)
+		return;
+	if (len >= 4)
+		memcpy(why + len - 4, "...", 4);
 }
 
 static void
@@ -236,7 +260,7 @@ cluster_scoped(const char *group, const char *res)
 struct tail_opts {
 	/* both modes */
 	const char *resource, *ns;
-	char group[128], version[64], res[128];
+	char group[254], version[64], res[128]; /* DNS name lengths, + 1 */
 	bool json, verbose;
 	/* direct mode */
 	const char *kubeconfig, *context, *lsel, *fsel;
@@ -348,18 +372,24 @@ rd_uint(struct rd *r, size_t n)
 	return v;
 }
 
-/* A str into buf (truncated to fit, always terminated). */
+/* A str into buf, terminated; one that does not fit (no valid reply has
+ * one) makes the reply bad. buf NULL skips it. */
 static void
 rd_str(struct rd *r, char *buf, size_t len)
 {
 	size_t n = (size_t)rd_uint(r, 2);
 
-	buf[0] = '\0';
-	if (r->bad || (size_t)(r->end - r->p) < n) {
+	if (buf != NULL)
+		buf[0] = '\0';
+	if (r->bad || (size_t)(r->end - r->p) < n ||
+	    (buf != NULL && n >= len)) {
 		r->bad = true;
 		return;
 	}
-	snprintf(buf, len, "%.*s", (int)n, (const char *)r->p);
+	if (buf != NULL) {
+		memcpy(buf, r->p, n);
+		buf[n] = '\0';
+	}
 	r->p += n;
 }
 
@@ -383,21 +413,21 @@ explain_silence(const char *broker, const char *rep, char *why, size_t len)
 	struct stat st;
 
 	if (is_scheme(rep, "ipc://") && stat(rep + 6, &st) != 0)
-		snprintf(why, len,
-			 "no broker at %s: its request socket %s: %s (is "
-			 "kubefand running with --listen %s?)",
-			 broker, rep + 6, strerror(errno), broker);
+		why_fmt(why, len, false,
+			"no broker at %s: its request socket %s: %s (is "
+			"kubefand running with --listen %s?)",
+			broker, rep + 6, strerror(errno), broker);
 	else if (is_scheme(rep, "ipc://"))
-		snprintf(why, len,
-			 "no broker at %s: nothing answers on %s (the socket "
-			 "file exists; a broker that exited uncleanly leaves "
-			 "it behind)",
-			 broker, rep);
+		why_fmt(why, len, false,
+			"no broker at %s: nothing answers on %s (the socket "
+			"file exists; a broker that exited uncleanly leaves "
+			"it behind)",
+			broker, rep);
 	else
-		snprintf(why, len,
-			 "no broker at %s: nothing answers on %s (is kubefand "
-			 "running and listening there?)",
-			 broker, rep);
+		why_fmt(why, len, false,
+			"no broker at %s: nothing answers on %s (is kubefand "
+			"running and listening there?)",
+			broker, rep);
 }
 
 /* Ask HELLO on rep within timeout_s. 0 and *h filled, or 1 with a
@@ -412,13 +442,13 @@ hello(const struct tail_opts *t, const char *rep, const char *stream,
 	nng_msg *m = NULL;
 	nng_duration to = (nng_duration)(t->timeout_s * 1000);
 	struct rd r;
-	char name[256], version[64];
+	char name[KF_TAIL_MAX_STREAM + 1];
 	uint32_t n;
 	int rv;
 
 	memset(h, 0, sizeof(*h));
 	if ((rv = nng_req0_open(&s)) != 0) {
-		snprintf(why, len, "nng: %s", nng_strerror(rv));
+		why_fmt(why, len, false, "nng: %s", nng_strerror(rv));
 		return 1;
 	}
 	nng_socket_set_ms(s, NNG_OPT_SENDTIMEO, to);
@@ -437,8 +467,8 @@ hello(const struct tail_opts *t, const char *rep, const char *stream,
 	if (rv == 0)
 		rv = nng_dialer_start(d, NNG_FLAG_NONBLOCK);
 	if (rv != 0) {
-		snprintf(why, len, "bad broker address %s: %s", rep,
-			 nng_strerror(rv));
+		why_fmt(why, len, false, "bad broker address %s: %s", rep,
+			nng_strerror(rv));
 		nng_close(s);
 		return 1;
 	}
@@ -453,10 +483,9 @@ hello(const struct tail_opts *t, const char *rep, const char *stream,
 		rv = nng_recvmsg(s, &m, 0);
 	if (rv == NNG_ETIMEDOUT) {
 		explain_silence(t->broker, rep, why, len);
-		snprintf(why + strlen(why), len - strlen(why),
-			 "; gave up after %.1f s", t->timeout_s);
+		why_fmt(why, len, true, "; gave up after %.1f s", t->timeout_s);
 	} else if (rv != 0) {
-		snprintf(why, len, "%s: %s", rep, nng_strerror(rv));
+		why_fmt(why, len, false, "%s: %s", rep, nng_strerror(rv));
 	}
 	nng_close(s);
 	if (rv != 0)
@@ -467,17 +496,17 @@ hello(const struct tail_opts *t, const char *rep, const char *stream,
 			false};
 	if (rd_uint(&r, 2) != 0x464b || rd_uint(&r, 1) != 1 ||
 	    rd_uint(&r, 1) != 32) {
-		snprintf(why, len,
-			 "%s does not speak kubefan protocol version 1 (is it "
-			 "a kubefand request address?)",
-			 rep);
+		why_fmt(why, len, false,
+			"%s does not speak kubefan protocol version 1 (is it "
+			"a kubefand request address?)",
+			rep);
 		nng_msg_free(m);
 		return 1;
 	}
-	rd_uint(&r, 4); /* flags */
-	rd_uint(&r, 8); /* incarnation */
-	rd_uint(&r, 1); /* status */
-	rd_str(&r, version, sizeof(version));
+	rd_uint(&r, 4);	     /* flags */
+	rd_uint(&r, 8);	     /* incarnation */
+	rd_uint(&r, 1);	     /* status */
+	rd_str(&r, NULL, 0); /* broker_version */
 	n = (uint32_t)rd_uint(&r, 4);
 	/* Bounded by the reply's length: each entry takes >= 19 bytes. */
 	for (uint32_t i = 0; i < n && !r.bad; i++) {
@@ -487,20 +516,21 @@ hello(const struct tail_opts *t, const char *rep, const char *stream,
 		ready = (int)rd_uint(&r, 1);
 		rd_uint(&r, 8);
 		rd_uint(&r, 8);
+		if (ready > KF_READINESS_STALE)
+			r.bad = true;
 		if (r.bad)
 			break;
 		if (strcmp(name, stream) == 0) {
 			h->found = true;
 			h->readiness = ready;
 		}
-		if (strlen(h->streams) + strlen(name) + 3 < sizeof(h->streams))
-			snprintf(h->streams + strlen(h->streams),
-				 sizeof(h->streams) - strlen(h->streams),
-				 "%s%s", h->streams[0] ? ", " : "", name);
+		/* A list too long for the message ends in "...". */
+		why_fmt(h->streams, sizeof(h->streams), true, "%s%s",
+			h->streams[0] ? ", " : "", name);
 	}
 	nng_msg_free(m);
 	if (r.bad) {
-		snprintf(why, len, "%s: malformed HELLO reply", rep);
+		why_fmt(why, len, false, "%s: malformed HELLO reply", rep);
 		return 1;
 	}
 	return 0;
@@ -622,19 +652,19 @@ explain_no_state(kf_remote *r, const char *pub, const char *rep, char *why,
 
 	kf_remote_stats_get(r, &s);
 	if (s.messages == 0)
-		snprintf(why, len,
-			 "the broker answered on %s but nothing arrived on "
-			 "its events address %s (wrong --broker or --refs?)",
-			 rep, pub);
+		why_fmt(why, len, false,
+			"the broker answered on %s but nothing arrived on "
+			"its events address %s (wrong --broker or --refs?)",
+			rep, pub);
 	else if (s.request_errors > 0)
-		snprintf(why, len,
-			 "snapshot requests to %s failed or timed out (%llu "
-			 "times)",
-			 rep, (unsigned long long)s.request_errors);
+		why_fmt(why, len, false,
+			"snapshot requests to %s failed or timed out (%llu "
+			"times)",
+			rep, (unsigned long long)s.request_errors);
 	else
-		snprintf(why, len,
-			 "the stream has no state yet (the broker's first "
-			 "list has not completed)");
+		why_fmt(why, len, false,
+			"the stream has no state yet (the broker's first "
+			"list has not completed)");
 }
 
 /* The objects of the first frame, sorted and printed; 0 or 1. */
@@ -682,23 +712,99 @@ objs_free(struct objs *o)
 	free(o->v);
 }
 
-/* Broker-side stream id of RES: plural, or plural.group. */
-static void
+/* Broker-side stream id of RES: plural, or plural.group, or --stream;
+ * 0, or 2 after saying why it cannot be one. */
+static int
 stream_of(const struct tail_opts *t, char *buf, size_t len)
 {
+	int n;
+
 	if (t->stream != NULL)
-		snprintf(buf, len, "%s", t->stream);
+		n = snprintf(buf, len, "%s", t->stream);
 	else if (t->group[0] != '\0')
-		snprintf(buf, len, "%s.%s", t->res, t->group);
+		n = snprintf(buf, len, "%s.%s", t->res, t->group);
 	else
-		snprintf(buf, len, "%s", t->res);
+		n = snprintf(buf, len, "%s", t->res);
+	if (n >= 0 && (size_t)n < len && buf[0] != '\0')
+		return 0;
+	if (t->stream != NULL)
+		fprintf(stderr,
+			"kubefan-tail: --stream %s: a stream id is 1 to %d "
+			"bytes\n",
+			t->stream, KF_TAIL_MAX_STREAM);
+	else
+		fprintf(
+		    stderr,
+		    "kubefan-tail: --resource %s: its stream id "
+		    "(plural.group) is longer than %d bytes; give --stream\n",
+		    t->resource, KF_TAIL_MAX_STREAM);
+	return 2;
 }
 
-static bool
-addr_ok(const char *a)
+/* Why a broker address (as kubefand's --listen: ipc://PATH,
+ * tcp://HOST:PORT or tls+tcp://HOST:PORT) cannot be dialed, into why;
+ * NULL when it can. With derive, the request address PORT + 1 must exist
+ * too. */
+static const char *
+addr_problem(const char *a, bool derive, char *why, size_t len)
 {
-	return is_scheme(a, "ipc://") || is_scheme(a, "tcp://") ||
-	       is_scheme(a, "tls+tcp://");
+	const char *hp, *colon, *p;
+	unsigned long port = 0;
+
+	if (is_scheme(a, "ipc://"))
+		return a[6] == '\0' ? "the ipc path is empty" : NULL;
+	if (is_scheme(a, "tcp://"))
+		hp = a + 6;
+	else if (is_scheme(a, "tls+tcp://"))
+		hp = a + 10;
+	else
+		return "use ipc://PATH, tcp://HOST:PORT or tls+tcp://HOST:PORT";
+	colon = strrchr(hp, ':');
+	if (colon == NULL || colon == hp || colon[1] == '\0')
+		return "a tcp address needs HOST:PORT";
+	/* At most 6 digits are read: more is out of range anyway. */
+	for (p = colon + 1; *p >= '0' && *p <= '9' && p - colon <= 6; p++)
+		port = port * 10 + (unsigned long)(*p - '0');
+	if (*p != '\0' && (*p < '0' || *p > '9')) {
+		why_fmt(why, len, false, "the port %s is not a number",
+			colon + 1);
+		return why;
+	}
+	if (*p != '\0' || port == 0 || port > 65535) {
+		why_fmt(why, len, false,
+			"the port %s is out of range (1 to 65535)", colon + 1);
+		return why;
+	}
+	if (derive && port == 65535)
+		return "the request address would be port 65536 (PORT + 1); "
+		       "give --rep";
+	return NULL;
+}
+
+/* The broker addresses checked, each named when it cannot be dialed; 0 or
+ * 2. */
+static int
+check_addrs(const struct tail_opts *t)
+{
+	const char *flag[] = {"--broker", "--rep", "--refs"};
+	const char *addr[] = {t->broker, t->rep, t->refs};
+	char buf[160];
+
+	for (size_t i = 0; i < 3; i++) {
+		const char *why;
+
+		if (addr[i] == NULL)
+			continue;
+		why = addr_problem(addr[i], i == 0 && t->rep == NULL, buf,
+				   sizeof(buf));
+		if (why != NULL) {
+			fprintf(stderr,
+				"kubefan-tail: bad broker address %s %s: %s\n",
+				flag[i], addr[i], why);
+			return 2;
+		}
+	}
+	return 0;
 }
 
 /* One turn of the live loop after the first frame: notes on stderr when
@@ -720,11 +826,10 @@ note_changes(kf_remote *r, kf_remote_stats *last)
 }
 
 static int
-broker_main(struct tail_opts *t)
+broker_run(struct tail_opts *t, const char *stream, const char *rep)
 {
-	char stream[256], rep[1024], why[1024];
+	char why[1024];
 	const char *pub = t->ref_only && t->refs ? t->refs : t->broker;
-	char *derived;
 	struct objs snap = {0};
 	struct hello h;
 	kf_remote_opts o;
@@ -735,30 +840,6 @@ broker_main(struct tail_opts *t)
 	int rc = 0;
 	kf_err e;
 
-	stream_of(t, stream, sizeof(stream));
-	if (!addr_ok(t->broker) || (t->rep && !addr_ok(t->rep)) ||
-	    (t->refs && !addr_ok(t->refs))) {
-		fprintf(stderr,
-			"kubefan-tail: bad broker address %s: use "
-			"ipc://PATH, tcp://HOST:PORT or tls+tcp://HOST:PORT\n",
-			!addr_ok(t->broker)	     ? t->broker
-			: t->rep && !addr_ok(t->rep) ? t->rep
-						     : t->refs);
-		return 2;
-	}
-	if (t->rep != NULL) {
-		snprintf(rep, sizeof(rep), "%s", t->rep);
-	} else if ((derived = kf_remote_rep_address(t->broker)) != NULL) {
-		snprintf(rep, sizeof(rep), "%s", derived);
-		free(derived);
-	} else {
-		fprintf(stderr,
-			"kubefan-tail: bad broker address %s: a tcp address "
-			"needs :PORT (the request address is PORT + 1), or "
-			"give --rep\n",
-			t->broker);
-		return 2;
-	}
 	prog_start(t->progress, stream);
 	if (hello(t, rep, stream, &h, why, sizeof(why)) != 0) {
 		prog_stop(false, false);
@@ -871,21 +952,84 @@ broker_main(struct tail_opts *t)
 	return rc;
 }
 
+/* The addresses and the stream id checked, then the stream read. */
+static int
+broker_main(struct tail_opts *t)
+{
+	char stream[KF_TAIL_MAX_STREAM + 1];
+	char *derived = NULL;
+	int rc;
+
+	if ((rc = check_addrs(t)) != 0 ||
+	    (rc = stream_of(t, stream, sizeof(stream))) != 0)
+		return rc;
+	if (t->rep == NULL &&
+	    (derived = kf_remote_rep_address(t->broker)) == NULL) {
+		fprintf(stderr, "kubefan-tail: out of memory\n");
+		return 1;
+	}
+	rc = broker_run(t, stream, t->rep != NULL ? t->rep : derived);
+	free(derived);
+	return rc;
+}
+
 /* ---- options ---- */
 
-static void
+#define RES_FORMS                                                              \
+	"expected plural (configmaps), version/plural (v1/pods) or "           \
+	"group/version/plural (apps/v1/deployments)"
+
+/* --resource into group, version and res; 0, or 2 after saying what is
+ * wrong with it. */
+static int
 split_resource(struct tail_opts *t)
 {
-	const char *s1 = strchr(t->resource, '/');
-	const char *s2 = s1 ? strchr(s1 + 1, '/') : NULL;
+	char *field[3] = {t->group, t->version, t->res};
+	size_t size[3] = {sizeof(t->group), sizeof(t->version), sizeof(t->res)};
+	static const char *const name[3] = {"group", "version", "plural"};
+	const char *part[3], *p = t->resource;
+	size_t len[3], n = 0, first;
 
-	if (s2 != NULL)
-		sscanf(t->resource, "%127[^/]/%63[^/]/%127s", t->group,
-		       t->version, t->res);
-	else if (s1 != NULL)
-		sscanf(t->resource, "%63[^/]/%127s", t->version, t->res);
-	else
-		snprintf(t->res, sizeof(t->res), "%s", t->resource);
+	/* One turn per '/'-separated part; a fourth part ends the loop. */
+	for (;;) {
+		const char *slash = strchr(p, '/');
+
+		if (n == 3) {
+			fprintf(stderr,
+				"kubefan-tail: --resource %s: too many parts; "
+				"%s\n",
+				t->resource, RES_FORMS);
+			return 2;
+		}
+		part[n] = p;
+		len[n++] = slash ? (size_t)(slash - p) : strlen(p);
+		if (slash == NULL)
+			break;
+		p = slash + 1;
+	}
+	/* The parts fill the last n fields: plural, version, group. */
+	first = 3 - n;
+	for (size_t i = 0; i < n; i++) {
+		size_t f = first + i;
+
+		if (len[i] == 0) {
+			fprintf(stderr,
+				"kubefan-tail: --resource %s: the %s is empty; "
+				"%s\n",
+				t->resource, name[f], RES_FORMS);
+			return 2;
+		}
+		if (len[i] >= size[f]) {
+			fprintf(stderr,
+				"kubefan-tail: --resource %s: the %s is longer "
+				"than %zu bytes\n",
+				t->resource, name[f], size[f] - 1);
+			return 2;
+		}
+		memcpy(field[f], part[i], len[i]);
+		field[f][len[i]] = '\0';
+	}
+	return 0;
 }
 
 int
@@ -1029,12 +1173,8 @@ main(int argc, char **argv)
 				"--timeout and --tls-* need --broker ADDR\n");
 		return 2;
 	}
-	split_resource(&t);
-	if (t.res[0] == '\0') {
-		fprintf(stderr, "kubefan-tail: bad --resource %s\n",
-			t.resource);
+	if (split_resource(&t) != 0)
 		return 2;
-	}
 	kf_log_set_sink(tail_log, NULL,
 			t.verbose ? KF_LOG_DEBUG : KF_LOG_WARNING);
 	memset(&sa, 0, sizeof(sa));

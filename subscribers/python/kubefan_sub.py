@@ -255,9 +255,11 @@ class Subscriber:
                 self.seq = self.tlast = seq
                 self.stats["applied"] += 1
         elif mtype == HEARTBEAT:
-            last, _base, _ready, interval = (r.u64(), r.u64(), r.u8(),
-                                             r.u32())
+            last, _base, ready, interval = (r.u64(), r.u64(), r.u8(),
+                                            r.u32())
             r.end()
+            if ready > 2:
+                raise Malformed("heartbeat readiness out of range")
             self.interval = max(interval, 100) / 1000.0
             if last > self.seq:
                 if not self.ns:
@@ -271,8 +273,10 @@ class Subscriber:
                 elif self.tlast < topic_last <= last:
                     self.gap()
         elif mtype == RESET:
-            seq, _reason = r.u64(), r.u8()
+            seq, reason = r.u64(), r.u8()
             r.end()
+            if reason not in (1, 2):
+                raise Malformed("reset reason out of range")
             if seq > self.seq:
                 self.need_snapshot = True
 

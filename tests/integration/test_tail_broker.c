@@ -588,12 +588,14 @@ Test(tail_broker, errors_name_what_was_wrong, .fini = reap_all)
 	free(err);
 
 	cr_assert_eq(run_tail(&t, scheme, 5, &err), 2);
-	cr_assert(strstr(err, "bad broker address http://127.0.0.1:1") != NULL,
+	cr_assert(strstr(err, "bad broker address --broker "
+			      "http://127.0.0.1:1: use ipc://PATH") != NULL,
 		  "%s", err);
 	free(err);
 
 	cr_assert_eq(run_tail(&t, noport, 5, &err), 2);
-	cr_assert(strstr(err, "needs :PORT") != NULL, "%s", err);
+	cr_assert(strstr(err, "a tcp address needs HOST:PORT") != NULL, "%s",
+		  err);
 	free(err);
 
 	cr_assert_eq(run_tail(&t, missing, 4, &err), 1);

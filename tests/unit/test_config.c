@@ -207,6 +207,88 @@ Test(config, a_bad_value_in_the_file_is_named_with_its_key_and_line)
 			 "");
 }
 
+/* "x: " then n '[' and n ']': the root mapping and n lists, n + 1
+ * levels. */
+static char *
+nested(size_t n)
+{
+	char *s = malloc(n * 2 + 8);
+
+	cr_assert_not_null(s);
+	memcpy(s, "x: ", 3);
+	memset(s + 3, '[', n);
+	memset(s + 3 + n, ']', n);
+	strcpy(s + 3 + 2 * n, "\n");
+	return s;
+}
+
+Test(config, deep_nesting_is_refused_naming_the_line_and_the_limit)
+{
+	char *deep = nested(63), *deeper = nested(64);
+	char *huge = malloc(100001);
+	const char *err;
+
+	/* 64 levels is the limit: that file fails only on its key. */
+	err = load_err(deep);
+	cr_assert(strstr(err, ":1: x: unknown key") != NULL, "%s", err);
+	err = load_err(deeper);
+	cr_assert(strstr(err, ":1: nested deeper than 64 levels (the limit)") !=
+		      NULL,
+		  "%s", err);
+	/* 100 000 '[' kept libyaml busy for half a minute when the whole
+	 * document was loaded; the event pass stops at level 65. */
+	cr_assert_not_null(huge);
+	memset(huge, '[', 100000);
+	huge[100000] = '\0';
+	err = load_err(huge);
+	cr_assert(strstr(err, ":1: nested deeper than 64 levels (the limit)") !=
+		      NULL,
+		  "%s", err);
+	free(deep);
+	free(deeper);
+	free(huge);
+}
+
+Test(config, a_second_document_is_refused_not_ignored)
+{
+	const char *err = load_err("listen: ipc:///tmp/a\n---\n"
+				   "listen: ipc:///tmp/b\n");
+
+	cr_assert(strstr(err, ":2: a second YAML document; the file holds "
+			      "one") != NULL,
+		  "%s", err);
+	/* One document with explicit markers is fine. */
+	cr_assert_str_eq(load_err("---\nlisten: ipc:///tmp/a\n...\n"), "");
+}
+
+Test(config, a_key_given_twice_is_refused_naming_both_lines)
+{
+	static const struct {
+		const char *yaml, *want;
+	} cases[] = {
+	    {"listen: ipc:///tmp/a\nheartbeatMs: 5\nlisten: ipc:///tmp/b\n",
+	     ":3: listen: given twice, at lines 1 and 3"},
+	    {"resources:\n  - resource: pods\nresources:\n"
+	     "  - resource: configmaps\n",
+	     ":3: resources: given twice, at lines 1 and 3"},
+	    {"resources:\n  - resource: pods\n    labels: a=b\n"
+	     "    labels: a=c\n",
+	     ":4: resources[0].labels: given twice, at lines 3 and 4"},
+	    {"resources:\n  - resource: pods\n    resource: configmaps\n",
+	     ":3: resources[0].resource: given twice, at lines 2 and 3"},
+	    {"resources:\n  - resource: pods\n    ns: a\n    namespace: b\n",
+	     ":4: resources[0].namespace: given twice, as ns at line 3 and "
+	     "as namespace at line 4"},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *err = load_err(cases[i].yaml);
+
+		cr_assert(strstr(err, cases[i].want) != NULL,
+			  "case %zu: %s\nwant: %s", i, err, cases[i].want);
+	}
+}
+
 Test(config, the_file_sets_the_watch_retry_settings)
 {
 	struct kd_cfg c;

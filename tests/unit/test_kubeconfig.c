@@ -489,12 +489,13 @@ static const struct bad_case bad_cases[] = {
     {"bad-missing-name.yaml", KF_ECONFIG, "users[0].name: missing"},
     {"bad-server-type.yaml", KF_ECONFIG,
      "clusters[0].cluster.server: expected a string, found a list "
-     "(line 6)"},
+     "(cluster \"c\", line 6)"},
     {"bad-insecure.yaml", KF_ECONFIG,
      "clusters[0].cluster.insecure-skip-tls-verify: expected true or "
-     "false (line 7)"},
+     "false (cluster \"c\", line 7)"},
     {"bad-base64-cert.yaml", KF_ECONFIG,
-     "users[0].user.client-certificate-data: invalid base64 (line 10)"},
+     "users[0].user.client-certificate-data: invalid base64 (user \"u\", "
+     "line 10)"},
     {"bad-base64-ca.yaml", KF_ECONFIG,
      "clusters[0].cluster.certificate-authority-data: invalid base64"},
     {"bad-not-pem.yaml", KF_ECONFIG,
@@ -526,9 +527,11 @@ static const struct bad_case bad_cases[] = {
     {"bad-cert-without-key.yaml", KF_ECONFIG,
      "users[0].user: a client certificate without a client key"},
     {"bad-duplicate-key.yaml", KF_ECONFIG,
-     "clusters[0].cluster.server: key given twice (line 7)"},
+     "clusters[0].cluster.server: given twice, at lines 6 and 7 (cluster "
+     "\"c\")"},
     {"bad-duplicate-name.yaml", KF_ECONFIG,
-     "clusters[1].name: name \"c\" is also used by clusters[0] (line 6)"},
+     "clusters[1].name: name \"c\" is also used by clusters[0] (cluster "
+     "\"c\", line 6)"},
     {"bad-exec-no-command.yaml", KF_ECONFIG,
      "users[0].user.exec.command: missing"},
     {"bad-exec-api-version.yaml", KF_ECONFIG,
@@ -554,6 +557,15 @@ static const struct bad_case bad_cases[] = {
      "users[0].user.tokenFile: cannot read "},
     {"bad-key-not-string.yaml", KF_ECONFIG,
      "contexts[0]: a key that is not a string"},
+    {"bad-empty-ca-data.yaml", KF_ECONFIG,
+     "clusters[0].cluster.certificate-authority-data: empty; give base64 "
+     "PEM data or remove the field (cluster \"prod\", line 9)"},
+    {"bad-empty-cert-data.yaml", KF_ECONFIG,
+     "users[0].user.client-certificate-data: empty; give base64 PEM data "
+     "or remove the field (user \"robot\", line 11)"},
+    {"bad-empty-key-data.yaml", KF_ECONFIG,
+     "users[1].user.client-key-data: empty; give base64 PEM data or "
+     "remove the field (user \"unused\", line 16)"},
 };
 
 Test(kubeconfig, every_malformed_file_names_file_field_and_problem)
@@ -576,6 +588,67 @@ Test(kubeconfig, every_malformed_file_names_file_field_and_problem)
 		cr_expect(strncmp(err, prefix, strlen(prefix)) == 0,
 			  "%s:\n  got  %s\n  want %s...", b->file, err, prefix);
 		kf_conn_free(c);
+	}
+}
+
+Test(kubeconfig, empty_ca_data_beside_insecure_skip_tls_verify_is_unset)
+{
+	struct kfi_kubeconfig kc;
+	char err[512];
+
+	cr_assert_eq(kfi_kubeconfig_load(kpath("empty-ca-insecure.yaml"), NULL,
+					 &kc, err, sizeof(err)),
+		     KF_OK, "%s", err);
+	cr_assert(kc.insecure);
+	cr_assert_null(kc.ca_data.data);
+	cr_assert_null(kc.ca_file);
+	kfi_kubeconfig_fini(&kc);
+}
+
+/* A kubeconfig whose current-context is n levels of flow lists deep:
+ * the root mapping plus n lists. */
+static char *
+nested_kubeconfig(size_t n, size_t *len)
+{
+	static const char head[] = "kind: Config\ncurrent-context: ";
+	char *s = malloc(sizeof(head) + 2 * n + 1);
+
+	cr_assert_not_null(s);
+	memcpy(s, head, sizeof(head) - 1);
+	memset(s + sizeof(head) - 1, '[', n);
+	memset(s + sizeof(head) - 1 + n, ']', n);
+	*len = sizeof(head) - 1 + 2 * n;
+	s[*len] = '\n';
+	(*len)++;
+	return s;
+}
+
+Test(kubeconfig, deep_nesting_is_refused_before_loading)
+{
+	static const size_t depth[] = {63, 64, 100000};
+	struct kfi_kubeconfig kc;
+	char err[512];
+
+	for (size_t i = 0; i < 3; i++) {
+		size_t len;
+		char *y = nested_kubeconfig(depth[i], &len);
+		kf_err e =
+		    kfi_kubeconfig_parse("deep", "/tmp", (uint8_t *)y, len,
+					 NULL, false, &kc, err, sizeof(err));
+
+		cr_assert_eq(e, KF_ECONFIG, "%zu: %s", depth[i], err);
+		if (depth[i] == 63)
+			/* 64 levels are within the limit: the list is
+			 * refused as a context name. */
+			cr_assert(strstr(err, "current-context: expected a "
+					      "string, found a list") != NULL,
+				  "%s", err);
+		else
+			cr_assert_str_eq(err,
+					 "kubeconfig deep: YAML nested deeper "
+					 "than 64 levels (the limit) at line 2 "
+					 "column 81");
+		free(y);
 	}
 }
 

@@ -482,6 +482,77 @@ Test(remote, malformed_messages_are_counted_and_never_applied)
 	kf_publisher_free(p);
 }
 
+/* Send a HEARTBEAT of incarnation 77 with this readiness byte on raw and
+ * drive r until it has received one more message; r's stats after. */
+static kf_remote_stats
+heartbeat_with(kf_remote *r, nng_socket raw, uint8_t readiness)
+{
+	kf_remote_stats before, after;
+	struct kfw_buf b;
+	kf_event ev;
+
+	kf_remote_stats_get(r, &before);
+	kfw_buf_init(&b);
+	kfw_put_topic(&b, "configmaps", KFW_CONTROL_NS);
+	kfw_put_hdr(&b, KFW_HEARTBEAT, 0, 77);
+	kfw_put_u64(&b, 0); /* last_seq: nothing new, no gap */
+	kfw_put_u64(&b, 0);
+	kfw_put_u8(&b, readiness);
+	kfw_put_u32(&b, 1000);
+	cr_assert_eq(nng_send(raw, b.p, b.len, 0), 0);
+	kfw_buf_fini(&b);
+	/* Each turn waits 100 ms for an event; 50 turns at most. */
+	for (int i = 0; i < 50; i++) {
+		cr_assert_eq(kf_remote_next(r, 100, &ev), KF_ETIMEDOUT);
+		kf_remote_stats_get(r, &after);
+		if (after.messages > before.messages)
+			return after;
+	}
+	cr_assert_fail("the heartbeat did not arrive");
+	return after;
+}
+
+Test(remote, a_heartbeat_with_an_unknown_readiness_is_malformed)
+{
+	struct kfi_pub_stream *st;
+	kf_publisher *p;
+	kf_remote_opts o;
+	kf_remote *r;
+	kf_remote_stats rs;
+	nng_socket raw;
+	char raw_addr[160];
+
+	addrs();
+	p = start_pub(77, 0, false, &st);
+	feed_frame(st, 1, "1");
+	snprintf(raw_addr, sizeof(raw_addr), "%s.raw", pub_addr);
+	cr_assert_eq(nng_pub0_open(&raw), 0);
+	cr_assert_eq(nng_listen(raw, raw_addr, NULL, 0), 0);
+	kf_remote_opts_init(&o);
+	o.pub_addr = raw_addr;
+	o.rep_addr = rep_addr;
+	o.stream = "configmaps";
+	cr_assert_eq(kf_remote_subscribe(&o, &r), KF_OK);
+	cr_assert_eq(read_frame(r), 1);
+	settle();
+
+	/* 3 is past "stale" (2): counted, and not taken as any readiness. */
+	rs = heartbeat_with(r, raw, 3);
+	cr_assert_eq(rs.malformed, 1, "malformed %llu",
+		     (unsigned long long)rs.malformed);
+	rs = heartbeat_with(r, raw, 255);
+	cr_assert_eq(rs.malformed, 2);
+	cr_assert(kf_store_is_ready(kf_remote_store(r)));
+	/* A valid one after them is taken as before. */
+	rs = heartbeat_with(r, raw, KF_READINESS_READY);
+	cr_assert_eq(rs.malformed, 2);
+	cr_assert_eq(rs.resyncs, 0);
+	cr_assert_eq(kf_store_len(kf_remote_store(r)), 1);
+	kf_remote_close(r);
+	nng_close(raw);
+	kf_publisher_free(p);
+}
+
 Test(remote, get_and_status_answer_from_the_publisher_mirror)
 {
 	struct kfi_pub_stream *st;

@@ -283,6 +283,74 @@ assert_truncations_rejected(const struct kfw_buf *b, int kind)
 	}
 }
 
+/* The message in b with the byte at `at` from the end set to v: rejected
+ * by the PUB (or reply) decoder with the reason `want`. */
+static void
+assert_byte_rejected(struct kfw_buf *b, size_t from_end, uint8_t v, bool reply,
+		     const char *want)
+{
+	struct kfw_pub m;
+	struct kfw_rep r;
+	const char *why = NULL;
+	kf_err e;
+
+	b->p[b->len - from_end] = v;
+	e = reply ? kfw_parse_rep(b->p, b->len, &r, &why)
+		  : kfw_parse_pub(b->p, b->len, &m, &why);
+	cr_assert_eq(e, KF_EPARSE, "byte %u accepted", v);
+	cr_assert_str_eq(why, want);
+}
+
+Test(wire, readiness_and_reset_reason_outside_their_values_are_rejected)
+{
+	struct kfw_buf b;
+	struct kfw_pub m;
+
+	kfw_buf_init(&b);
+	/* HEARTBEAT: readiness is 0, 1 or 2 (then interval_ms, 4 bytes). */
+	for (unsigned v = 0; v <= 2; v++) {
+		kfw_buf_reset(&b);
+		make_heartbeat(&b);
+		b.p[b.len - 5] = (uint8_t)v;
+		cr_assert_eq(kfw_parse_pub(b.p, b.len, &m, NULL), KF_OK);
+	}
+	assert_byte_rejected(&b, 5, 3, false,
+			     "heartbeat readiness out of range");
+	assert_byte_rejected(&b, 5, 255, false,
+			     "heartbeat readiness out of range");
+	/* RESET: reason 1 or 2, the last byte. */
+	kfw_buf_reset(&b);
+	make_reset(&b);
+	assert_byte_rejected(&b, 1, 0, false, "reset reason out of range");
+	assert_byte_rejected(&b, 1, 3, false, "reset reason out of range");
+	/* STATUS_REP: readiness right after status. */
+	kfw_buf_reset(&b);
+	kfw_put_hdr(&b, KFW_STATUS_REP, 0, 9);
+	kfw_put_u8(&b, KFW_ST_OK);
+	kfw_put_u8(&b, 2);
+	kfw_put_u64(&b, 5);
+	kfw_put_u64(&b, 1);
+	kfw_put_u64(&b, 5);
+	kfw_put_str(&b, "");
+	cr_assert_eq(kfw_parse_rep(b.p, b.len, &(struct kfw_rep){0}, NULL),
+		     KF_OK);
+	assert_byte_rejected(&b, 2 + 24 + 1, 3, true, "readiness out of range");
+	/* HELLO_REP: each stream's readiness. */
+	kfw_buf_reset(&b);
+	kfw_put_hdr(&b, KFW_HELLO_REP, 0, 9);
+	kfw_put_u8(&b, KFW_ST_OK);
+	kfw_put_str(&b, "1.0");
+	kfw_put_u32(&b, 1);
+	kfw_put_str(&b, "configmaps");
+	kfw_put_u8(&b, 1);
+	kfw_put_u64(&b, 5);
+	kfw_put_u64(&b, 1);
+	cr_assert_eq(kfw_parse_rep(b.p, b.len, &(struct kfw_rep){0}, NULL),
+		     KF_OK);
+	assert_byte_rejected(&b, 17, 7, true, "stream readiness out of range");
+	kfw_buf_fini(&b);
+}
+
 Test(wire, every_truncation_is_rejected_with_a_reason)
 {
 	struct kfw_buf b;

@@ -1,0 +1,139 @@
+/*
+ * kubefan-tail's checks of its arguments, run as the program: each bad
+ * --broker, --rep, --stream or --resource is refused with exit status 2
+ * and a message naming the flag, the value and what is wrong, before any
+ * connection is tried. KUBECONFIG points nowhere, so nothing here can
+ * reach a cluster even when a check is missing.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+/* Run kubefan-tail with args (shell words); its exit status, and its
+ * stdout and stderr in out. Broker-mode cases pass --timeout 0.2, so a
+ * check that is missing fails fast instead of waiting for a broker. */
+static int
+run_tail(const char *args, char *out, size_t len)
+{
+	char cmd[4096];
+	size_t n = 0;
+	FILE *p;
+	int st;
+
+	cr_assert_lt(snprintf(cmd, sizeof(cmd),
+			      "KUBECONFIG=/nonexistent/kubeconfig '%s' %s 2>&1",
+			      KF_TAIL, args),
+		     (int)sizeof(cmd));
+	p = popen(cmd, "r");
+	cr_assert_not_null(p);
+	/* Bounded by len: the rest of the output is read and dropped. */
+	while (!feof(p) && !ferror(p)) {
+		char buf[512];
+		size_t got = fread(buf, 1, sizeof(buf), p);
+		size_t take = got < len - 1 - n ? got : len - 1 - n;
+
+		memcpy(out + n, buf, take);
+		n += take;
+	}
+	out[n] = '\0';
+	st = pclose(p);
+	cr_assert(WIFEXITED(st), "%s: no exit status", args);
+	return WEXITSTATUS(st);
+}
+
+static void
+expect_refused(const char *args, const char *want)
+{
+	char out[4096];
+	int rc = run_tail(args, out, sizeof(out));
+
+	cr_assert_eq(rc, 2, "%s: exit %d: %s", args, rc, out);
+	cr_assert(strstr(out, want) != NULL, "%s:\n  got  %s  want %s", args,
+		  out, want);
+}
+
+Test(tail_args, a_port_out_of_range_is_named_as_such)
+{
+	expect_refused("--timeout 0.2 --broker tcp://127.0.0.1:99999 "
+		       "--resource configmaps",
+		       "kubefan-tail: bad broker address --broker "
+		       "tcp://127.0.0.1:99999: the port 99999 is out of "
+		       "range (1 to 65535)\n");
+	expect_refused(
+	    "--timeout 0.2 --broker tcp://127.0.0.1:0 --resource configmaps",
+	    "the port 0 is out of range (1 to 65535)");
+	expect_refused(
+	    "--timeout 0.2 --broker tls+tcp://127.0.0.1:12345678 --resource "
+	    "configmaps",
+	    "the port 12345678 is out of range (1 to 65535)");
+	expect_refused(
+	    "--timeout 0.2 --broker ipc:///tmp/x --rep tcp://127.0.0.1:70000 "
+	    "--resource configmaps",
+	    "bad broker address --rep tcp://127.0.0.1:70000: the "
+	    "port 70000 is out of range");
+	expect_refused(
+	    "--timeout 0.2 --broker tcp://127.0.0.1:7x --resource configmaps",
+	    "--broker tcp://127.0.0.1:7x: the port 7x is not a "
+	    "number");
+	expect_refused(
+	    "--timeout 0.2 --broker tcp://127.0.0.1 --resource configmaps",
+	    "--broker tcp://127.0.0.1: a tcp address needs "
+	    "HOST:PORT");
+	/* The request address is PORT + 1 unless --rep gives it. */
+	expect_refused("--timeout 0.2 --broker tcp://127.0.0.1:65535 "
+		       "--resource configmaps",
+		       "the request address would be port 65536 (PORT + 1); "
+		       "give --rep");
+}
+
+Test(tail_args, a_resource_of_more_than_three_parts_is_refused)
+{
+	static const char forms[] =
+	    "expected plural (configmaps), version/plural (v1/pods) or "
+	    "group/version/plural (apps/v1/deployments)";
+	char want[256];
+
+	snprintf(want, sizeof(want),
+		 "kubefan-tail: --resource a/b/c/d: too many parts; %s\n",
+		 forms);
+	/* Direct mode and broker mode alike. */
+	expect_refused("--resource a/b/c/d", want);
+	expect_refused(
+	    "--timeout 0.2 --broker ipc:///tmp/kf-none --resource a/b/c/d",
+	    want);
+	expect_refused("--resource apps/v1/deployments/x/y", "too many parts");
+	snprintf(want, sizeof(want),
+		 "--resource apps//deployments: the version is empty; %s",
+		 forms);
+	expect_refused("--resource apps//deployments", want);
+	expect_refused("--resource v1/", "--resource v1/: the plural is empty");
+	expect_refused("--resource ''", "--resource : the plural is empty");
+}
+
+Test(tail_args, names_too_long_to_hold_are_refused_not_cut)
+{
+	char args[1024], name[400];
+
+	memset(name, 'a', 300);
+	name[300] = '\0';
+	/* A stream id over the broker's limit was cut to 255 bytes and then
+	 * looked for under the cut name. */
+	snprintf(args, sizeof(args),
+		 "--timeout 0.2 --broker ipc:///tmp/kf-none --resource "
+		 "configmaps --stream "
+		 "%s",
+		 name);
+	expect_refused(args, "a stream id is 1 to 256 bytes");
+	snprintf(args, sizeof(args), "--resource %s", name);
+	expect_refused(args, "the plural is longer than 127 bytes");
+	snprintf(args, sizeof(args), "--resource %.254s/v1/pods", name);
+	expect_refused(args, "the group is longer than 253 bytes");
+	snprintf(args, sizeof(args),
+		 "--timeout 0.2 --broker ipc:///tmp/kf-none --resource "
+		 "%.200s/v1/%.100s",
+		 name, name);
+	expect_refused(args, "its stream id (plural.group) is longer than "
+			     "256 bytes; give --stream");
+}
