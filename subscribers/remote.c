@@ -27,6 +27,18 @@
  * buffered by hand; nng's SUB queue is the buffer (recv_buffer messages),
  * and when it overflows the result is one more gap, healed the same way.
  *
+ * Links. nng re-dials a lost connection by itself, with one exception
+ * that a broker crash provokes: in nng 1.5.2, when the first write of a
+ * fresh connection (the SP header) fails with EPIPE, the dialer never
+ * dials again. A SIGKILLed kubefand closes its sockets one by one, so a
+ * subscriber whose connection dropped first can re-dial into a listener
+ * that still takes connections into its backlog and then resets them.
+ * Nothing reports such a dead dialer, so the handle acts on what it sees:
+ * a request that found no connection for request_timeout_ms re-dials the
+ * REQ socket, and a silent broker has the SUB socket re-dialed once per
+ * silence period for as long as the silence lasts. A new dialer starts
+ * with an immediate attempt, so re-dialing a live one costs nothing.
+ *
  * All protocol work runs inside next/try_next on the caller's thread; the
  * sockets' own nng threads only queue. Every loop here is bounded by the
  * messages already queued or by a deadline.
@@ -63,6 +75,8 @@ struct kf_remote {
 	char *pub_addr, *rep_addr, *stream, *ns;
 	kf_remote_opts o;
 	nng_socket sub, req;
+	nng_dialer sub_d, req_d;
+	nng_duration reconn_max; /* nng's re-dial cap, as the caller set it */
 	bool closed;
 
 	kf_writer *mw;
@@ -79,6 +93,7 @@ struct kf_remote {
 	int64_t retry_at;	 /* ms, RM_NEED_SNAP */
 	int64_t backoff_ms;
 	int64_t link_deadline;
+	int64_t redial_at;   /* ms: next SUB re-dial while silent */
 	int64_t last_msg;    /* ms of the last message */
 	int64_t hb_interval; /* ms, from heartbeats */
 	char *kind;	     /* the stream's kind, from the first object */
@@ -91,7 +106,7 @@ struct kf_remote {
 
 	_Atomic uint64_t delivered, messages, applied, duplicates, gaps, missed,
 	    resyncs, snapshots, resets, restarts, silences, malformed,
-	    request_errors, st_seq, st_inc;
+	    request_errors, redials, st_seq, st_inc;
 };
 
 static int64_t
@@ -228,6 +243,57 @@ obj_from_wire(kf_remote *r, const struct kfw_obj *w, kf_object **out)
 	return e;
 }
 
+/* ---- links ---- */
+
+static int
+dial(kf_remote *r, nng_socket s, const char *addr, nng_dialer *out)
+{
+	nng_dialer d = NNG_DIALER_INITIALIZER;
+	int rv = nng_dialer_create(&d, s, addr);
+
+	if (rv == 0 && strncmp(addr, "tls+tcp://", 10) == 0) {
+		if (r->o.tls_ca_file != NULL)
+			rv = nng_dialer_set_string(d, NNG_OPT_TLS_CA_FILE,
+						   r->o.tls_ca_file);
+		if (rv == 0 && r->o.tls_server_name != NULL)
+			rv = nng_dialer_set_string(d, NNG_OPT_TLS_SERVER_NAME,
+						   r->o.tls_server_name);
+	}
+	if (rv == 0)
+		nng_dialer_set_ms(d, NNG_OPT_RECONNMINT, 100);
+	if (rv == 0)
+		nng_dialer_set_ms(d, NNG_OPT_RECONNMAXT, r->reconn_max);
+	if (rv == 0)
+		rv = nng_dialer_start(d, NNG_FLAG_NONBLOCK);
+	if (rv == 0)
+		*out = d;
+	else if (nng_dialer_id(d) > 0)
+		nng_dialer_close(d);
+	return rv;
+}
+
+/* Replace a dialer that may have stopped for good (see Links above). On
+ * failure the socket is left without one, and the next trigger tries
+ * again. */
+static void
+redial(kf_remote *r, nng_socket s, nng_dialer *d, const char *addr)
+{
+	int rv;
+
+	if (nng_dialer_id(*d) > 0)
+		nng_dialer_close(*d);
+	*d = (nng_dialer)NNG_DIALER_INITIALIZER;
+	rv = dial(r, s, addr, d);
+	bump(&r->redials, 1);
+	if (rv != 0)
+		kfi_log(KF_LOG_WARNING, "KF-REMOTE-REDIAL",
+			"stream %s: re-dialing %s failed: %s", r->stream, addr,
+			nng_strerror(rv));
+	else
+		kfi_log(KF_LOG_DEBUG, "KF-REMOTE-REDIAL",
+			"stream %s: re-dialed %s", r->stream, addr);
+}
+
 /* ---- requests ---- */
 
 /* Send the request in r->buf and receive its reply (the caller frees
@@ -250,7 +316,11 @@ request(kf_remote *r, nng_msg **msg, struct kfw_rep *rep)
 		if (m != NULL)
 			nng_msg_free(m);
 		bump(&r->request_errors, 1);
-		return KF_ENNG;
+		/* REQ sends as soon as it has a connection: a timeout means
+		 * none for request_timeout_ms. */
+		if (rv == NNG_ETIMEDOUT)
+			redial(r, r->req, &r->req_d, r->rep_addr);
+		return rv == NNG_ETIMEDOUT ? KF_ETIMEDOUT : KF_ENNG;
 	}
 	rv = nng_recvmsg(r->req, &m, 0);
 	if (rv != 0) {
@@ -614,7 +684,13 @@ check_silence(kf_remote *r, int64_t now)
 	int64_t limit = r->o.heartbeat_timeout_ms ? r->o.heartbeat_timeout_ms
 						  : 3 * r->hb_interval;
 
-	if (r->silent || !r->have_snapshot || now - r->last_msg < limit)
+	if (!r->have_snapshot || now - r->last_msg < limit)
+		return;
+	if (now >= r->redial_at) {
+		redial(r, r->sub, &r->sub_d, r->pub_addr);
+		r->redial_at = now + limit;
+	}
+	if (r->silent)
 		return;
 	r->silent = true;
 	bump(&r->silences, 1);
@@ -738,35 +814,12 @@ kf_remote_stats_get(kf_remote *r, kf_remote_stats *o)
 	o->silences = atomic_load(&r->silences);
 	o->malformed = atomic_load(&r->malformed);
 	o->request_errors = atomic_load(&r->request_errors);
+	o->redials = atomic_load(&r->redials);
 	o->seq = atomic_load(&r->st_seq);
 	o->incarnation = atomic_load(&r->st_inc);
 }
 
 /* ---- setup ---- */
-
-static int
-dial(nng_socket s, const char *addr, const kf_remote_opts *o)
-{
-	nng_dialer d;
-	int rv = nng_dialer_create(&d, s, addr);
-
-	if (rv == 0 && strncmp(addr, "tls+tcp://", 10) == 0) {
-		if (o->tls_ca_file != NULL)
-			rv = nng_dialer_set_string(d, NNG_OPT_TLS_CA_FILE,
-						   o->tls_ca_file);
-		if (rv == 0 && o->tls_server_name != NULL)
-			rv = nng_dialer_set_string(d, NNG_OPT_TLS_SERVER_NAME,
-						   o->tls_server_name);
-	}
-	if (rv == 0)
-		nng_dialer_set_ms(d, NNG_OPT_RECONNMINT, 100);
-	if (rv == 0)
-		nng_dialer_set_ms(d, NNG_OPT_RECONNMAXT,
-				  (nng_duration)o->backoff_max_ms);
-	if (rv == 0)
-		rv = nng_dialer_start(d, NNG_FLAG_NONBLOCK);
-	return rv;
-}
 
 static kf_err
 sub_topics(kf_remote *r)
@@ -806,6 +859,7 @@ kf_remote_subscribe(const kf_remote_opts *o, kf_remote **out)
 	if (r == NULL)
 		return KF_ENOMEM;
 	r->o = *o;
+	r->reconn_max = (nng_duration)o->backoff_max_ms;
 	if (r->o.request_timeout_ms <= 0)
 		r->o.request_timeout_ms = 5000;
 	if (r->o.backoff_max_ms <= 0)
@@ -843,8 +897,9 @@ kf_remote_subscribe(const kf_remote_opts *o, kf_remote **out)
 			  (nng_duration)r->o.request_timeout_ms);
 	nng_socket_set_ms(r->req, NNG_OPT_REQ_RESENDTIME,
 			  (nng_duration)r->o.request_timeout_ms);
-	if (sub_topics(r) != KF_OK || dial(r->sub, r->pub_addr, o) != 0 ||
-	    dial(r->req, r->rep_addr, o) != 0)
+	if (sub_topics(r) != KF_OK ||
+	    dial(r, r->sub, r->pub_addr, &r->sub_d) != 0 ||
+	    dial(r, r->req, r->rep_addr, &r->req_d) != 0)
 		goto fail_req;
 	r->link_deadline = now_ms() + 1000;
 	*out = r;

@@ -108,6 +108,9 @@ typedef struct kf_remote_stats {
 	uint64_t silences;	 /* times the broker went silent */
 	uint64_t malformed;	 /* messages rejected by the decoder */
 	uint64_t request_errors; /* failed or timed-out requests */
+	uint64_t redials;	 /* dialers replaced: after a request found
+				  * no connection, and once per silence
+				  * period while the broker is silent */
 	uint64_t seq;	      /* the sequence the mirror is consistent with */
 	uint64_t incarnation; /* the broker incarnation followed */
 } kf_remote_stats;

@@ -2,12 +2,17 @@
  * The remote subscriber against a publisher driven by hand over ipc://:
  * snapshot then stream with no gap and no duplicate, lost messages
  * (middle and tail), broker resets and restarts, namespace filters,
- * chunked snapshots, reference-only feeds, and malformed messages.
+ * chunked snapshots, reference-only feeds, malformed messages, and links
+ * whose nng dialers stopped for good.
  */
 #include <criterion/criterion.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <nng/nng.h>
@@ -307,6 +312,122 @@ Test(remote, a_publisher_reset_and_a_broker_restart_resync)
 	cr_assert_eq(rs.resets, 1);
 	cr_assert_geq(rs.restarts, 1);
 	cr_assert_eq(rs.incarnation, 222);
+	kf_remote_close(r);
+	kf_publisher_free(p);
+}
+
+static int64_t
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A plain listener on an ipc:// address, not nng. */
+static int
+raw_listen(const char *addr)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+
+	cr_assert_geq(fd, 0);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", addr + 6);
+	unlink(sa.sun_path);
+	cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	cr_assert_eq(listen(fd, 16), 0);
+	return fd;
+}
+
+/* Play a dying broker at both addresses: take each connection and close
+ * it before it is read, so the dialer's SP header meets EPIPE, until no
+ * dialer has come back for quiet_ms. nng 1.5.2's dialer gives up after
+ * that error; a dialer that keeps coming back is met again, up to a
+ * bound. True when both dialers stopped. */
+static bool
+kill_dialers(int64_t quiet_ms)
+{
+	struct pollfd pf[2] = {{.fd = raw_listen(pub_addr), .events = POLLIN},
+			       {.fd = raw_listen(rep_addr), .events = POLLIN}};
+	int64_t last = mono_ms();
+	int taken = 0;
+
+	/* Bounded: 200 connections, or quiet_ms without one. */
+	while (taken < 200 && mono_ms() - last < quiet_ms) {
+		if (poll(pf, 2, 50) <= 0)
+			continue;
+		for (int i = 0; i < 2; i++) {
+			int c;
+
+			if (!(pf[i].revents & POLLIN))
+				continue;
+			c = accept(pf[i].fd, NULL, NULL);
+			if (c >= 0)
+				close(c);
+			taken++;
+			last = mono_ms();
+		}
+	}
+	for (int i = 0; i < 2; i++)
+		close(pf[i].fd);
+	unlink(pub_addr + 6);
+	unlink(rep_addr + 6);
+	return taken < 200;
+}
+
+/* The link survives a crash that leaves nng's dialers dead: a silent
+ * broker has the SUB socket re-dialed, and a request that finds no
+ * connection re-dials the REQ socket. Without that, the restarted
+ * publisher is never heard from (or never answers) and no frame comes. */
+Test(remote, dialers_that_nng_gave_up_on_are_replaced)
+{
+	struct kfi_pub_stream *st;
+	kf_remote_stats rs;
+	kf_remote_opts o;
+	kf_publisher *p;
+	kf_remote *r;
+	kf_event ev;
+	bool dead, lagged = false;
+	int64_t end;
+
+	addrs();
+	p = start_pub(111, 0, false, &st);
+	feed_frame(st, 2, "1");
+	kf_remote_opts_init(&o);
+	o.pub_addr = pub_addr;
+	o.rep_addr = rep_addr;
+	o.stream = "configmaps";
+	o.request_timeout_ms = 500;
+	o.heartbeat_timeout_ms = 300;
+	o.backoff_max_ms = 100; /* a live dialer is back within 100 ms */
+	cr_assert_eq(kf_remote_subscribe(&o, &r), KF_OK);
+	cr_assert_eq(read_frame(r), 2);
+
+	/* The broker goes; its sockets reset what they queued; the
+	 * handle is not called meanwhile, so only nng acts. */
+	kf_publisher_free(p);
+	dead = kill_dialers(1000);
+	if (!dead)
+		cr_log_warn("this nng re-dials after EPIPE: nothing to heal");
+
+	p = start_pub(222, 0, false, &st);
+	feed_frame(st, 1, "8");
+	/* Heartbeats as a running broker sends them, until the re-sync. */
+	end = mono_ms() + 10000;
+	while (!lagged && mono_ms() < end) {
+		kfi_pub_heartbeat(st);
+		if (kf_remote_next(r, 100, &ev) == KF_OK)
+			lagged = ev.type == KF_EV_LAGGED;
+	}
+	cr_assert(lagged, "the restarted publisher was never heard from");
+	cr_assert_eq(read_frame(r), 1);
+	assert_rv(r, "ns1", "o0", "8");
+	kf_remote_stats_get(r, &rs);
+	cr_assert_eq(rs.incarnation, 222);
+	if (dead)
+		cr_assert_geq(rs.redials, 2, "sub and req: %llu",
+			      (unsigned long long)rs.redials);
 	kf_remote_close(r);
 	kf_publisher_free(p);
 }
