@@ -6,43 +6,25 @@
  * subscribers run. After each, every subscriber's mirror must equal a
  * fresh list from the API server.
  *
- * Processes are started with posix_spawn (this process never touches nng,
- * and posix_spawn is safe anyway). Subscribers are
- * kubefan-remote-controller with --dump: they rewrite a file with their
- * counters and sorted mirror every 200 ms.
+ * Processes are started with posix_spawn through support/proc.h (this
+ * process never touches nng, and posix_spawn is safe anyway). Subscribers
+ * are kubefan-remote-controller with --dump: they rewrite a file with
+ * their counters and sorted mirror every 200 ms.
  */
 #include <criterion/criterion.h>
 #include <curl/curl.h>
-#include <fcntl.h>
 #include <json-c/json.h>
 #include <pthread.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "kube.h"
-
-extern char **environ;
-
-/* Every process a test started, so a failing test still stops them. */
-static pid_t started[32];
-static int nstarted;
-
-static void
-reap_all(void)
-{
-	for (int i = 0; i < nstarted; i++) {
-		if (started[i] > 0 && kill(started[i], SIGKILL) == 0)
-			waitpid(started[i], NULL, 0);
-	}
-	nstarted = 0;
-}
+#include "proc.h"
 
 struct tb {
 	char ns[64];
@@ -61,46 +43,11 @@ now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static pid_t
-spawn(const char *log, char *const argv[])
-{
-	posix_spawn_file_actions_t fa;
-	pid_t pid;
-	int rc;
-
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_addopen(&fa, 1, log,
-					 O_WRONLY | O_CREAT | O_APPEND, 0644);
-	posix_spawn_file_actions_adddup2(&fa, 1, 2);
-	rc = posix_spawn(&pid, argv[0], &fa, NULL, argv, environ);
-	posix_spawn_file_actions_destroy(&fa);
-	cr_assert_eq(rc, 0, "spawn %s: %s", argv[0], strerror(rc));
-	if (nstarted < 32)
-		started[nstarted++] = pid;
-	return pid;
-}
-
+/* A subscriber hung in shutdown fails the test here. */
 static void
 stop_pid(pid_t pid, int sig)
 {
-	int st;
-
-	if (pid <= 0)
-		return;
-	kill(pid, sig);
-	/* A subscriber hung in shutdown would fail the test here. */
-	for (int i = 0; i < 100; i++) {
-		if (waitpid(pid, &st, WNOHANG) == pid) {
-			for (int j = 0; j < nstarted; j++)
-				if (started[j] == pid)
-					started[j] = 0;
-			return;
-		}
-		usleep(50 * 1000);
-	}
-	kill(pid, SIGKILL);
-	waitpid(pid, &st, 0);
-	cr_assert(false, "process %d did not exit on signal %d", (int)pid, sig);
+	kt_proc_stop(pid, sig, 5);
 }
 
 static void
@@ -127,7 +74,7 @@ start_broker(struct tb *t, const char *batch_us)
 	snprintf(res, sizeof(res), "configmaps,ns=%s,name=%s", t->ns,
 		 t->stream);
 	snprintf(log, sizeof(log), "%s/kubefand.log", t->dir);
-	t->broker = spawn(log, argv);
+	t->broker = kt_proc_spawn(argv, log, NULL, KT_PROC_APPEND);
 }
 
 static pid_t
@@ -157,7 +104,8 @@ start_sub(struct tb *t, const char *name, int sleep_ms, int recv_buffer)
 	snprintf(sl, sizeof(sl), "%d", sleep_ms);
 	snprintf(rb, sizeof(rb), "%d", recv_buffer);
 	unlink(dump);
-	return spawn(log, argv);
+	/* Appended: a restarted subscriber keeps its predecessor's lines. */
+	return kt_proc_spawn(argv, log, NULL, KT_PROC_APPEND);
 }
 
 static void
@@ -348,26 +296,34 @@ burst(const char *ns, int round, int creates, int updates)
 	}
 }
 
+struct dump_of {
+	struct tb *t;
+	const char *name;
+};
+
+static bool
+dump_ready(void *arg)
+{
+	struct dump_of *d = arg;
+	char stats[512], *body = NULL;
+	bool ok = read_dump(d->t, d->name, stats, sizeof(stats), &body) &&
+		  strstr(stats, "ready=1") != NULL;
+
+	free(body);
+	return ok;
+}
+
 static void
 wait_for_dump(struct tb *t, const char *name)
 {
-	char stats[512], *body = NULL;
+	struct dump_of d = {t, name};
 
-	for (int i = 0; i < 100; i++) {
-		if (read_dump(t, name, stats, sizeof(stats), &body) &&
-		    strstr(stats, "ready=1") != NULL) {
-			free(body);
-			return;
-		}
-		free(body);
-		body = NULL;
-		usleep(100 * 1000);
-	}
-	cr_assert(false, "%s never synced", name);
+	cr_assert(kt_proc_await(0, dump_ready, &d, 10), "%s never synced",
+		  name);
 }
 
 Test(broker, k14_burst_to_three_processes_one_slow_and_a_late_one,
-     .fini = reap_all)
+     .fini = kt_proc_reap_all)
 {
 	struct tb t;
 	char stats[512];
@@ -421,7 +377,8 @@ Test(broker, k14_burst_to_three_processes_one_slow_and_a_late_one,
 	stop_pid(t.broker, SIGTERM);
 }
 
-Test(broker, subscriber_restart_and_broker_sigkill_converge, .fini = reap_all)
+Test(broker, subscriber_restart_and_broker_sigkill_converge,
+     .fini = kt_proc_reap_all)
 {
 	struct tb t;
 	char stats[512];

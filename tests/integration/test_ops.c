@@ -11,7 +11,7 @@
  *   - --check-config names the field and the value of a bad setting, and
  *     accepts docs/deploy/kubefand.yaml.
  *
- * kubefand runs as a process (posix_spawn) with its ipc sockets in a
+ * kubefand runs as a process (support/proc.h) with its ipc sockets in a
  * temporary directory and its HTTP endpoint on a free loopback port. The
  * API server stop is shared with everyone using the cluster: the window
  * is kept short, and the suite's .fini starts the server again whatever
@@ -20,35 +20,19 @@
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <curl/curl.h>
-#include <fcntl.h>
 #include <math.h>
 #include <netinet/in.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "kube.h"
-
-extern char **environ;
-
-static pid_t started[8];
-static int nstarted;
-
-static void
-reap_all(void)
-{
-	for (int i = 0; i < nstarted; i++)
-		if (started[i] > 0 && kill(started[i], SIGKILL) == 0)
-			waitpid(started[i], NULL, 0);
-	nstarted = 0;
-}
+#include "proc.h"
 
 static bool apiserver_stopped;
 
@@ -60,7 +44,7 @@ restore_cluster(void)
 		kt_cluster("start-apiserver");
 		apiserver_stopped = false;
 	}
-	reap_all();
+	kt_proc_reap_all();
 }
 
 static double
@@ -70,44 +54,6 @@ now_s(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static pid_t
-spawn(const char *log, char *const argv[])
-{
-	posix_spawn_file_actions_t fa;
-	pid_t pid;
-	int rc;
-
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_addopen(&fa, 1, log,
-					 O_WRONLY | O_CREAT | O_TRUNC, 0644);
-	posix_spawn_file_actions_adddup2(&fa, 1, 2);
-	rc = posix_spawn(&pid, argv[0], &fa, NULL, argv, environ);
-	posix_spawn_file_actions_destroy(&fa);
-	cr_assert_eq(rc, 0, "spawn %s: %s", argv[0], strerror(rc));
-	if (nstarted < 8)
-		started[nstarted++] = pid;
-	return pid;
-}
-
-/* Wait for pid to exit within max_s; its exit status, or -1. */
-static int
-wait_exit(pid_t pid, double max_s)
-{
-	double end = now_s() + max_s;
-	int st;
-
-	while (now_s() < end) {
-		if (waitpid(pid, &st, WNOHANG) == pid) {
-			for (int i = 0; i < nstarted; i++)
-				if (started[i] == pid)
-					started[i] = 0;
-			return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-		}
-		usleep(20 * 1000);
-	}
-	return -1;
 }
 
 static char *
@@ -366,7 +312,7 @@ kd_start(struct kd *k, const char *const *extra)
 		 k->stream);
 	k->port = free_port();
 	snprintf(http, sizeof(http), "http://127.0.0.1:%d", k->port);
-	k->pid = spawn(k->log, argv);
+	k->pid = kt_proc_spawn(argv, k->log, NULL, 0);
 }
 
 /* SIGTERM: exit 0 within the stop deadline, the last line KF-DAEMON-EXIT. */
@@ -375,9 +321,8 @@ kd_stop(struct kd *k)
 {
 	char *log;
 
-	kill(k->pid, SIGTERM);
-	cr_assert_eq(wait_exit(k->pid, 10), 0,
-		     "kubefand did not exit 0 within 10 s of SIGTERM");
+	cr_assert_eq(kt_proc_stop(k->pid, SIGTERM, 10), 0,
+		     "kubefand did not exit 0 on SIGTERM");
 	log = read_file(k->log);
 	cr_assert(strstr(log, "\"id\":\"KF-DAEMON-SIGNAL\"") != NULL, "%s",
 		  log);
@@ -767,8 +712,8 @@ check_config(const char *yaml, const char *path_in, char **out)
 		fclose(f);
 		unlink(log);
 	}
-	pid = spawn(log, argv);
-	rc = wait_exit(pid, 30);
+	pid = kt_proc_spawn(argv, log, NULL, 0);
+	rc = kt_proc_exit_code(pid, 30);
 	*out = read_file(log);
 	unlink(log);
 	if (path_in == NULL)

@@ -6,39 +6,23 @@
  * 0 on SIGTERM; a wrong stream, a bad address and a missing broker end
  * with a non-zero status and a message naming what was wrong.
  *
- * kubefand and the tails are separate processes started with posix_spawn;
+ * kubefand and the tails are separate processes (support/proc.h);
  * each test has its own namespace, broker and ipc addresses in a temporary
  * folder. The tail's output is read as its consumers would read it.
  */
 #include <criterion/criterion.h>
 #include <curl/curl.h>
-#include <fcntl.h>
 #include <json-c/json.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "kube.h"
-
-extern char **environ;
-
-static pid_t started[16];
-static int nstarted;
-
-static void
-reap_all(void)
-{
-	for (int i = 0; i < nstarted; i++)
-		if (started[i] > 0 && kill(started[i], SIGKILL) == 0)
-			waitpid(started[i], NULL, 0);
-	nstarted = 0;
-}
+#include "proc.h"
 
 static double
 now_s(void)
@@ -55,53 +39,6 @@ struct tt {
 	char pub[200];
 	pid_t broker;
 };
-
-/* Start argv with stdout and stderr to files (err may equal out). */
-static pid_t
-spawn(char *const argv[], const char *out, const char *err)
-{
-	posix_spawn_file_actions_t fa;
-	pid_t pid;
-	int rc;
-
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_addopen(&fa, 1, out,
-					 O_WRONLY | O_CREAT | O_TRUNC, 0644);
-	if (strcmp(out, err) == 0)
-		posix_spawn_file_actions_adddup2(&fa, 1, 2);
-	else
-		posix_spawn_file_actions_addopen(
-		    &fa, 2, err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-	rc = posix_spawn(&pid, argv[0], &fa, NULL, argv, environ);
-	posix_spawn_file_actions_destroy(&fa);
-	cr_assert_eq(rc, 0, "spawn %s: %s", argv[0], strerror(rc));
-	if (nstarted < 16)
-		started[nstarted++] = pid;
-	return pid;
-}
-
-/* The exit status of pid within timeout_s; fails the test otherwise. */
-static int
-wait_exit(pid_t pid, double timeout_s)
-{
-	double end = now_s() + timeout_s;
-	int st;
-
-	while (now_s() < end) {
-		if (waitpid(pid, &st, WNOHANG) == pid) {
-			for (int i = 0; i < nstarted; i++)
-				if (started[i] == pid)
-					started[i] = 0;
-			cr_assert(WIFEXITED(st), "process %d died of signal %d",
-				  (int)pid, WTERMSIG(st));
-			return WEXITSTATUS(st);
-		}
-		usleep(20 * 1000);
-	}
-	cr_assert(false, "process %d still runs after %.1f s", (int)pid,
-		  timeout_s);
-	return -1;
-}
 
 static char *
 slurp(const char *path)
@@ -155,8 +92,6 @@ start_broker(struct tt *t, bool all_namespaces)
 			"--http",
 			"none",
 			NULL};
-	struct stat st;
-	double end = now_s() + 10;
 
 	if (all_namespaces)
 		snprintf(res, sizeof(res), "configmaps");
@@ -164,11 +99,9 @@ start_broker(struct tt *t, bool all_namespaces)
 		snprintf(res, sizeof(res), "configmaps,ns=%s", t->ns);
 	snprintf(log, sizeof(log), "%s/kubefand.log", t->dir);
 	snprintf(rep, sizeof(rep), "%s/broker.rep", t->dir);
-	t->broker = spawn(argv, log, log);
-	while (stat(rep, &st) != 0 && now_s() < end)
-		usleep(50 * 1000);
-	cr_assert_eq(stat(rep, &st), 0, "kubefand did not start: %s",
-		     slurp(log));
+	t->broker = kt_proc_spawn(argv, log, log, 0);
+	cr_assert(kt_proc_await(t->broker, kt_proc_path_exists, rep, 10),
+		  "kubefand did not start: %s", slurp(log));
 }
 
 /* name -> resourceVersion lines, sorted: the API server's list. */
@@ -266,7 +199,8 @@ snapshot_until_equal(struct tt *t, char *const extra[], bool full, char **err)
 	snprintf(out, sizeof(out), "%s/snap.out", t->dir);
 	snprintf(errp, sizeof(errp), "%s/snap.err", t->dir);
 	for (;;) {
-		int rc = wait_exit(spawn(argv, out, errp), 20);
+		int rc =
+		    kt_proc_exit_code(kt_proc_spawn(argv, out, errp, 0), 20);
 
 		cr_assert_eq(rc, 0, "snapshot exit %d: %s", rc, slurp(errp));
 		free(want);
@@ -301,12 +235,12 @@ make_configmaps(const char *ns, int n)
 static void
 stop_broker_ok(struct tt *t)
 {
-	kill(t->broker, SIGTERM);
-	cr_assert_eq(wait_exit(t->broker, 10), 0, "kubefand exit status");
+	cr_assert_eq(kt_proc_stop(t->broker, SIGTERM, 10), 0,
+		     "kubefand exit status");
 }
 
 Test(tail_broker, snapshot_prints_exactly_the_namespace_objects,
-     .fini = reap_all)
+     .fini = kt_proc_reap_all)
 {
 	struct tt t;
 	char *none[] = {NULL};
@@ -337,7 +271,8 @@ Test(tail_broker, snapshot_prints_exactly_the_namespace_objects,
 	/* Table: the header and one row per object, in name order. */
 	snprintf(out, sizeof(out), "%s/table.out", t.dir);
 	snprintf(errp, sizeof(errp), "%s/table.err", t.dir);
-	cr_assert_eq(wait_exit(spawn(argv, out, errp), 20), 0);
+	cr_assert_eq(kt_proc_exit_code(kt_proc_spawn(argv, out, errp, 0), 20),
+		     0);
 	text = slurp(out);
 	cr_assert(strncmp(text, "EVENT ", 6) == 0, "%s", text);
 	{
@@ -422,7 +357,7 @@ rv_of(struct kt_resp *r)
 }
 
 Test(tail_broker, live_tail_prints_create_update_delete_in_order,
-     .fini = reap_all)
+     .fini = kt_proc_reap_all)
 {
 	struct tt t;
 	char out[256], errp[256], tout[256], terr[256], path[256], body[256];
@@ -444,8 +379,8 @@ Test(tail_broker, live_tail_prints_create_update_delete_in_order,
 	snprintf(errp, sizeof(errp), "%s/live.err", t.dir);
 	snprintf(tout, sizeof(tout), "%s/table.out", t.dir);
 	snprintf(terr, sizeof(terr), "%s/table.err", t.dir);
-	tail = spawn(argv, out, errp);
-	table = spawn(targv, tout, terr);
+	tail = kt_proc_spawn(argv, out, errp, 0);
+	table = kt_proc_spawn(targv, tout, terr, 0);
 
 	/* The first frame: Init, the two objects, InitDone. */
 	for (end = now_s() + 15; now_s() < end; usleep(50 * 1000)) {
@@ -531,8 +466,8 @@ Test(tail_broker, live_tail_prints_create_update_delete_in_order,
 	/* SIGTERM and SIGINT: a clean exit, status 0. */
 	kill(tail, SIGTERM);
 	kill(table, SIGINT);
-	cr_assert_eq(wait_exit(tail, 5), 0);
-	cr_assert_eq(wait_exit(table, 5), 0);
+	cr_assert_eq(kt_proc_exit_code(tail, 5), 0);
+	cr_assert_eq(kt_proc_exit_code(table, 5), 0);
 	free(rv1);
 	free(rv2);
 	stop_broker_ok(&t);
@@ -548,13 +483,13 @@ run_tail(struct tt *t, char *const argv[], double limit, char **err)
 
 	snprintf(out, sizeof(out), "%s/err.out", t->dir);
 	snprintf(errp, sizeof(errp), "%s/err.err", t->dir);
-	rc = wait_exit(spawn(argv, out, errp), limit + 5);
+	rc = kt_proc_exit_code(kt_proc_spawn(argv, out, errp, 0), limit + 5);
 	cr_assert_leq(now_s() - t0, limit, "took %.1f s", now_s() - t0);
 	*err = slurp(errp);
 	return rc;
 }
 
-Test(tail_broker, errors_name_what_was_wrong, .fini = reap_all)
+Test(tail_broker, errors_name_what_was_wrong, .fini = kt_proc_reap_all)
 {
 	struct tt t;
 	char gone[256], *err;
@@ -616,7 +551,8 @@ Test(tail_broker, errors_name_what_was_wrong, .fini = reap_all)
 	stop_broker_ok(&t);
 }
 
-Test(tail_broker, namespace_filter_on_an_all_namespace_stream, .fini = reap_all)
+Test(tail_broker, namespace_filter_on_an_all_namespace_stream,
+     .fini = kt_proc_reap_all)
 {
 	struct tt t;
 	char *extra[] = {"-n", t.ns, NULL};
