@@ -58,7 +58,7 @@
 
 #define CAP	    4096
 #define NOBJ	    1024
-#define REPS	    7  /* each figure is the median of REPS runs */
+#define REPS	    11 /* each figure is the median of REPS runs */
 #define STALL_PAIRS 11 /* stalled subscriber: alternating pairs */
 
 static kf_object *objs[NOBJ];
