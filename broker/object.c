@@ -54,6 +54,7 @@ struct kf_object {
 
 	_Alignas(64) atomic_uint refs;
 	atomic_bool entry_claimed;
+	void *base; /* what malloc() gave: the object is aligned inside it */
 	uint32_t nlabels;
 	uint32_t nannots;
 	uint32_t nowners;
@@ -757,14 +758,19 @@ kfo_build(const struct kfo_meta *m, const char *json, size_t len,
 {
 	size_t size = (kfo_size(m, len, kind_hint) + 63) & ~(size_t)63;
 	const struct kfo_ownspan *o = m->owners.items;
-	kf_object *obj = aligned_alloc(64, size);
+	/* Aligned by hand: glibc's aligned_alloc() takes a slower path that
+	 * splits chunks, measurable at 200 000 objects a second. */
+	char *base = malloc(size + 64);
+	kf_object *obj;
 	char *pool;
 
-	if (obj == NULL)
+	if (base == NULL)
 		return NULL;
+	obj = (kf_object *)(((uintptr_t)base + 63) & ~(uintptr_t)63);
+	obj->base = base;
 	atomic_init(&obj->refs, 1);
 	atomic_init(&obj->entry_claimed, false);
-	obj->footprint = size;
+	obj->footprint = size + 64;
 	obj->len = len;
 	obj->nlabels = (uint32_t)m->labels.n;
 	obj->nannots = (uint32_t)m->annots.n;
@@ -882,7 +888,7 @@ kf_object_unref(kf_object *obj)
 	if (obj == NULL)
 		return;
 	if (atomic_fetch_sub_explicit(&obj->refs, 1, memory_order_acq_rel) == 1)
-		free(obj);
+		free(obj->base);
 }
 
 const char *

@@ -111,7 +111,7 @@
 
 #define KFS_MAX_INDEX  16
 #define KFS_HS_MODE    (CK_HS_MODE_SPMC | CK_HS_MODE_OBJECT)
-#define KFS_POLL_EVERY 16
+#define KFS_POLL_EVERY 64 /* writer calls between polls (each a membarrier) */
 
 enum kfs_class {
 	KFS_SAME = 0, /* re-list: shared with the current contents */
@@ -290,8 +290,17 @@ kfs_scan_fence(void)
 		return;
 	if (syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0) == 0)
 		return;
-	/* Registered, so this cannot fail; if it ever does, no reader can
-	 * be trusted to be seen and freeing would be unsafe. */
+	/* EPERM: not registered in this process (a child forked after the
+	 * first store): register now. Then the slow global command. */
+	if (errno == EPERM &&
+	    syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED,
+		    0) == 0 &&
+	    syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0) == 0)
+		return;
+	if (syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL, 0) == 0)
+		return;
+	/* Neither: no reader can be trusted to be seen, and freeing would be
+	 * unsafe. */
 	kfi_log(KF_LOG_ERR, "KF-STORE-MEMBARRIER",
 		"membarrier failed after registration: %s", strerror(errno));
 	abort();

@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "kubefan/store.h"
 #include "store_int.h"
@@ -558,6 +560,60 @@ Test(store_read, a_handle_serves_threads_after_its_first)
 	}
 	/* At most one spare per thread at a time, all recycled. */
 	cr_assert_leq(kfi_store_record_count(s), records + 2);
+	kf_store_free(s);
+	kf_writer_free(w);
+}
+
+/* ---- a child forked after the first store ---- */
+
+/* The child writes enough to make the writer scan the reader records
+ * (polls every 16 calls with something to free, and a swap), which is
+ * where the membarrier of the parent's registration is issued. */
+static int
+child_writes(void)
+{
+	kf_writer *w;
+	kf_store *s;
+	kf_store_key ka = key("ns", "a");
+	kf_object *o;
+	char rv[16];
+
+	if (kf_store_alloc(&w, &s) != KF_OK)
+		return 2;
+	ev1(w, KF_EV_INIT, NULL);
+	ev1(w, KF_EV_INIT_APPLY, mk("ns", "a", "u1", "0"));
+	ev1(w, KF_EV_INIT_DONE, NULL);
+	for (int i = 1; i <= 100; i++) {
+		snprintf(rv, sizeof(rv), "%d", i);
+		ev1(w, KF_EV_APPLY, mk("ns", "a", "u1", rv));
+		if (kf_store_get_key(s, &ka, &o) != KF_OK)
+			return 3;
+		kf_object_unref(o);
+	}
+	ev1(w, KF_EV_INIT, NULL);
+	ev1(w, KF_EV_INIT_APPLY, mk("ns", "a", "u1", "101"));
+	ev1(w, KF_EV_INIT_DONE, NULL);
+	kf_store_free(s);
+	kf_writer_free(w);
+	return 0;
+}
+
+Test(store_read, a_forked_child_can_use_stores)
+{
+	kf_writer *w;
+	kf_store *s;
+	int status;
+	pid_t pid;
+
+	cr_assert_eq(kf_store_alloc(&w, &s), KF_OK); /* registers, if so */
+	pid = fork();
+	cr_assert_neq(pid, -1);
+	if (pid == 0)
+		_exit(child_writes());
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert(WIFEXITED(status), "the child died (signal %d)",
+		  WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+	cr_assert_eq(WEXITSTATUS(status), 0);
 	kf_store_free(s);
 	kf_writer_free(w);
 }
