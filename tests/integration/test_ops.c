@@ -33,6 +33,7 @@
 
 #include "kube.h"
 #include "proc.h"
+#include "files.h"
 
 static bool apiserver_stopped;
 
@@ -59,20 +60,9 @@ now_s(void)
 static char *
 read_file(const char *path)
 {
-	FILE *f = fopen(path, "r");
-	char *buf;
-	long n;
+	char *s = kt_file_read(path, NULL);
 
-	if (f == NULL)
-		return strdup("");
-	fseek(f, 0, SEEK_END);
-	n = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	buf = calloc(1, (size_t)n + 1);
-	if (fread(buf, 1, (size_t)n, f) != (size_t)n)
-		buf[0] = '\0';
-	fclose(f);
-	return buf;
+	return s != NULL ? s : strdup("");
 }
 
 /* A loopback port nobody listens on right now. */

@@ -23,6 +23,7 @@
 
 #include "kube.h"
 #include "proc.h"
+#include "files.h"
 
 static double
 now_s(void)
@@ -43,21 +44,9 @@ struct tt {
 static char *
 slurp(const char *path)
 {
-	FILE *f = fopen(path, "r");
-	char *buf;
-	long n;
+	char *s = kt_file_read(path, NULL);
 
-	if (f == NULL)
-		return strdup("");
-	fseek(f, 0, SEEK_END);
-	n = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	buf = calloc(1, (size_t)n + 1);
-	cr_assert_not_null(buf);
-	n = (long)fread(buf, 1, (size_t)n, f);
-	buf[n] = '\0';
-	fclose(f);
-	return buf;
+	return s != NULL ? s : strdup("");
 }
 
 static void

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "kube.h"
+#include "files.h"
 
 extern char **environ;
 
@@ -48,24 +49,9 @@ now_ms(void)
 static char *
 slurp(const char *path)
 {
-	FILE *f = fopen(path, "r");
-	char *buf = NULL;
-	size_t len = 0, cap = 0, n;
+	char *s = kt_file_read(path, NULL);
 
-	if (f == NULL)
-		return strdup("");
-	do {
-		if (cap - len < 4097) {
-			cap = cap ? cap * 2 : 8192;
-			buf = realloc(buf, cap);
-			cr_assert_not_null(buf);
-		}
-		n = fread(buf + len, 1, cap - len - 1, f);
-		len += n;
-	} while (n > 0);
-	fclose(f);
-	buf[len] = '\0';
-	return buf;
+	return s != NULL ? s : strdup("");
 }
 
 /* Wait until the log holds `line` (as a whole line), up to 20 s. */

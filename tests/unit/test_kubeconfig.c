@@ -21,6 +21,7 @@
 #include "conn_int.h"
 #include "kubeconfig.h"
 #include "kubefan/conn.h"
+#include "files.h"
 
 #define KC_DIR KF_TEST_DATA_DIR "/kubeconfig"
 
@@ -38,21 +39,10 @@ kpath(const char *name)
 static char *
 slurp(const char *path, size_t *len)
 {
-	FILE *fp = fopen(path, "rb");
-	char *buf;
-	long n;
+	char *s = kt_file_read(path, len);
 
-	cr_assert_not_null(fp, "open %s", path);
-	fseek(fp, 0, SEEK_END);
-	n = ftell(fp);
-	fseek(fp, 0, SEEK_SET);
-	buf = malloc((size_t)n + 1);
-	cr_assert_eq(fread(buf, 1, (size_t)n, fp), (size_t)n);
-	buf[n] = '\0';
-	fclose(fp);
-	if (len != NULL)
-		*len = (size_t)n;
-	return buf;
+	cr_assert_not_null(s, "open %s", path);
+	return s;
 }
 
 static void

@@ -12,6 +12,7 @@
 
 #include "kubefan/log.h"
 #include "logsink.h"
+#include "files.h"
 
 /* 2026-12-03T16:00:00.123Z */
 static void
@@ -45,15 +46,10 @@ rm_tmp(void)
 static char *
 slurp(const char *path)
 {
-	FILE *f = fopen(path, "r");
-	char *buf = calloc(1, 1 << 20);
-	size_t n;
+	char *s = kt_file_read(path, NULL);
 
-	cr_assert_not_null(f, "%s", path);
-	n = fread(buf, 1, (1 << 20) - 1, f);
-	buf[n] = '\0';
-	fclose(f);
-	return buf;
+	cr_assert_not_null(s, "%s", path);
+	return s;
 }
 
 static kfi_logsink *

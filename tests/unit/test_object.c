@@ -8,27 +8,18 @@
 
 #include "kubefan/object.h"
 #include "object_int.h"
+#include "files.h"
 
 static char *
 slurp(const char *name, size_t *len)
 {
 	char path[512];
-	FILE *f;
-	char *buf;
-	long n;
+	char *s;
 
 	snprintf(path, sizeof(path), "%s/pods/%s", KF_TEST_DATA_DIR, name);
-	f = fopen(path, "rb");
-	cr_assert_not_null(f, "open %s", path);
-	fseek(f, 0, SEEK_END);
-	n = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	buf = malloc((size_t)n + 1);
-	cr_assert_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
-	buf[n] = '\0';
-	fclose(f);
-	*len = (size_t)n;
-	return buf;
+	s = kt_file_read(path, len);
+	cr_assert_not_null(s, "open %s", path);
+	return s;
 }
 
 static kf_object *
