@@ -1445,12 +1445,15 @@ kfs_enter(kf_store *s)
 	return r;
 }
 
+/* A spare record goes back when its last section ends, not before: an
+ * unpin inside a kf_store_read() callback ends the pin while the read's
+ * section still runs on the same spare record (the pin's), so whichever
+ * of the two ends last gives it back. */
 static void
 kfs_leave(kf_store *s, ck_epoch_record_t *r)
 {
 	KFS_TSAN_RELEASE(&s->core->tsan_sync);
-	ck_epoch_end(r, NULL);
-	if (r != s->rec && !(kfs_pinned_here(s) && r == s->pin_rec))
+	if (ck_epoch_end(r, NULL) && r != s->rec)
 		kfs_record_put(r);
 }
 
@@ -1772,8 +1775,9 @@ kf_store_unpin(kf_store *s)
 	if (!kfs_pinned_here(s) || --s->pins > 0)
 		return;
 	KFS_TSAN_RELEASE(&s->core->tsan_sync);
-	ck_epoch_end(r, NULL);
-	if (r != s->rec)
+	/* A spare record still in a section (this unpin runs inside a read
+	 * on it) goes back when that section ends (kfs_leave). */
+	if (ck_epoch_end(r, NULL) && r != s->rec)
 		kfs_record_put(r);
 	s->pin_rec = NULL;
 	atomic_store_explicit(&s->pinner, NULL, memory_order_release);

@@ -273,6 +273,93 @@ Test(store_read, pins_nest_and_belong_to_one_thread)
 	kf_writer_free(w);
 }
 
+/* ---- an unpin inside a read on a spare record ---- */
+
+/* A thread that is not the handle's first pins it (the pin runs on a
+ * spare record), reads through it (the read nests in the pin's section,
+ * on the same record) and, inside fn, unpins: a reader call from the
+ * pinning thread, allowed inside fn. The read's section goes on, so the
+ * object fn holds must outlive a writer that re-lists it away meanwhile. */
+struct unpin_job {
+	kf_writer *w;
+	kf_store *s;
+	atomic_int relisted;
+	int relisted_inside; /* the re-list ended while fn still ran */
+	char name[16];
+	kf_err pinned, read;
+};
+
+static void *
+relist_without_a(void *arg)
+{
+	struct unpin_job *j = arg;
+
+	ev1(j->w, KF_EV_INIT, NULL);
+	ev1(j->w, KF_EV_INIT_APPLY, mk("ns", "b", "u2", "2"));
+	ev1(j->w, KF_EV_INIT_DONE, NULL); /* waits for fn's section */
+	atomic_store(&j->relisted, 1);
+	return NULL;
+}
+
+static pthread_t unpin_writer;
+
+static void
+unpin_inside(void *arg, const kf_object *obj)
+{
+	struct unpin_job *j = arg;
+
+	kf_store_unpin(j->s);
+	pthread_create(&unpin_writer, NULL, relist_without_a, j);
+	/* Bound: 300 ms; the re-list must not end before fn does. */
+	for (int i = 0; i < 30 && !atomic_load(&j->relisted); i++)
+		usleep(10000);
+	j->relisted_inside = atomic_load(&j->relisted);
+	snprintf(j->name, sizeof(j->name), "%s", kf_object_name(obj));
+}
+
+static void *
+pin_then_read(void *arg)
+{
+	struct unpin_job *j = arg;
+	kf_store_key ka = key("ns", "a");
+
+	j->pinned = kf_store_pin(j->s);
+	j->read = kf_store_read(j->s, &ka, unpin_inside, j);
+	return NULL;
+}
+
+Test(store_read, an_unpin_inside_a_read_keeps_the_read_section)
+{
+	kf_writer *w;
+	kf_store *s;
+	kf_store_key ka = key("ns", "a");
+	kf_object *o;
+	struct unpin_job j = {0};
+	pthread_t th;
+
+	cr_assert_eq(kf_store_alloc(&w, &s), KF_OK);
+	ev1(w, KF_EV_INIT, NULL);
+	ev1(w, KF_EV_INIT_APPLY, mk("ns", "a", "u1", "1"));
+	ev1(w, KF_EV_INIT_DONE, NULL);
+	cr_assert_eq(kf_store_get_key(s, &ka, &o), KF_OK); /* binds to us */
+	kf_object_unref(o);
+
+	j.w = w;
+	j.s = s;
+	pthread_create(&th, NULL, pin_then_read, &j);
+	pthread_join(th, NULL);
+	pthread_join(unpin_writer, NULL);
+	cr_assert_eq(j.pinned, KF_OK);
+	cr_assert_eq(j.read, KF_OK);
+	cr_assert_eq(j.relisted_inside, 0,
+		     "the re-list freed what fn held while fn ran");
+	cr_assert_str_eq(j.name, "a");
+	cr_assert_eq(kf_store_get_key(s, &ka, &o), KF_ENOTFOUND);
+
+	kf_store_free(s);
+	kf_writer_free(w);
+}
+
 /* ---- readers racing a writer that re-lists ---- */
 
 #define NOBJ	 600
