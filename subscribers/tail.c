@@ -975,6 +975,9 @@ broker_main(struct tail_opts *t)
 
 /* ---- options ---- */
 
+/* The longest --timeout: INT32_MAX milliseconds (nng_duration). */
+#define KF_TAIL_MAX_TIMEOUT_S 2147483
+
 #define RES_FORMS                                                              \
 	"expected plural (configmaps), version/plural (v1/pods) or "           \
 	"group/version/plural (apps/v1/deployments)"
@@ -1128,11 +1131,17 @@ main(int argc, char **argv)
 			break;
 		case 'T':
 			t.timeout_s = strtod(optarg, &end);
-			if (*end != '\0' || t.timeout_s <= 0) {
+			/* nng takes milliseconds as an int32: a larger value
+			 * (or nan, inf) became a negative duration that nng
+			 * refused, leaving the socket to wait forever; less
+			 * than 1 ms became 0 (give up at once). */
+			if (end == optarg || *end != '\0' ||
+			    !(t.timeout_s >= 0.001 &&
+			      t.timeout_s <= KF_TAIL_MAX_TIMEOUT_S)) {
 				fprintf(stderr,
 					"kubefan-tail: --timeout takes "
-					"seconds > 0, not %s\n",
-					optarg);
+					"seconds from 0.001 to %d, not %s\n",
+					KF_TAIL_MAX_TIMEOUT_S, optarg);
 				return 2;
 			}
 			broker_only = true;

@@ -137,3 +137,23 @@ Test(tail_args, names_too_long_to_hold_are_refused_not_cut)
 	expect_refused(args, "its stream id (plural.group) is longer than "
 			     "256 bytes; give --stream");
 }
+
+/* --timeout beyond nng's int32 milliseconds (or nan, inf) became a
+ * negative duration that nng refused, so a silent broker was waited for
+ * forever (and SIGTERM did not end the wait); below 1 ms it became 0. */
+Test(tail_args, a_timeout_nng_cannot_hold_is_refused, .timeout = 60)
+{
+	/* The one that failed fast first, then those that waited forever. */
+	static const char *const bad[] = {
+	    "1e-9", "0", "", "5x", "-inf", "2147484", "1e12", "nan", "inf"};
+	char args[256];
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(args, sizeof(args),
+			 "--timeout '%s' --broker tcp://127.0.0.1:9 "
+			 "--resource configmaps",
+			 bad[i]);
+		expect_refused(args, "--timeout takes seconds from 0.001 to "
+				     "2147483, not");
+	}
+}
