@@ -18,12 +18,18 @@
  *
  * The walk has a fixed depth (root, list, entry, body, field, item), so
  * YAML aliases cannot make it recurse or loop; lists and mappings are
- * bounded by the document, which is bounded by KC_MAX_FILE. Error texts
+ * bounded by the document, which is bounded by KC_MAX_FILE, and what
+ * aliases make the walk visit again by its budget (below). Error texts
  * name fields, and the cluster, user or context they are in, never values
  * that could be secrets.
  *
  * Before the document is loaded, a pass over libyaml's events refuses
- * nesting deeper than KC_MAX_DEPTH. libyaml's scanner and loader do work
+ * nesting deeper than KC_MAX_DEPTH and more than KC_MAX_ANCHORS anchors or
+ * KC_MAX_ALIASES aliases (libyaml looks each one up in a list of all the
+ * anchors before it, so their numbers multiply). An alias is walked again
+ * wherever it is named, so the walk has a budget of bytes visited and
+ * copied (KC_WALK_BUDGET): a small file whose aliases name aliases cannot
+ * make it copy gigabytes. libyaml's scanner and loader do work
  * proportional to the depth for each token (100 000 '[' take them tens of
  * seconds); the event pass stops at the first level too deep, so its own
  * work is bounded by the limit times the file's size.
@@ -47,6 +53,12 @@
 #define KC_PATH		256	    /* field path text */
 #define KC_FUZZ_CONTEXT 16	    /* contexts the fuzzer selects */
 #define KC_MAX_DEPTH	64	    /* nesting; a kubeconfig needs 6 */
+#define KC_MAX_ANCHORS	1024	    /* YAML anchors (&name) of one file */
+#define KC_MAX_ALIASES	4096	    /* YAML aliases (*name) of one file */
+/* What the walk may visit and copy, in bytes: aliases can name one big
+ * subtree from many places, and each place is walked (and its strings
+ * copied) again. */
+#define KC_WALK_BUDGET(len) ((size_t)KC_MAX_FILE + 8 * (size_t)(len))
 
 struct kc_cluster {
 	char *name;
@@ -108,6 +120,9 @@ struct kc_ctx {
 	size_t errlen;
 	/* The entry being walked, for errors: `cluster "prod"`, or "". */
 	char entry[96];
+	/* Bytes the walk may still visit and copy (KC_WALK_BUDGET). */
+	size_t walk_left;
+	size_t walk_budget;
 };
 
 typedef kf_err (*kc_field_fn)(struct kc_ctx *x, void *obj, int key,
@@ -179,6 +194,23 @@ kc_oom(struct kc_ctx *x)
 		snprintf(x->err, x->errlen, "kubeconfig %s: out of memory",
 			 x->label);
 	return KF_ENOMEM;
+}
+
+/* Charge n bytes of walking or copying to the budget; an error once the
+ * file's aliases have made the walk that much larger than the file. */
+static kf_err
+kc_charge(struct kc_ctx *x, size_t n, const yaml_node_t *at, const char *path)
+{
+	if (n <= x->walk_left) {
+		x->walk_left -= n;
+		return KF_OK;
+	}
+	x->walk_left = 0;
+	return kc_fail_at(x, KF_ECONFIG,
+			  at != NULL ? at->start_mark.line + 1 : 0, path,
+			  "YAML aliases expand the file past %zu bytes "
+			  "(16 MiB + 8 times its size; the limit)",
+			  x->walk_budget);
 }
 
 /* A name from the file, fit for an error text: at most 64 printable
@@ -382,6 +414,8 @@ kc_string(struct kc_ctx *x, yaml_node_t *n, const char *path, char **out)
 			       "string contains a NUL character");
 	if (n->data.scalar.length == 0)
 		return KF_OK;
+	if (kc_charge(x, n->data.scalar.length + 8, n, path) != KF_OK)
+		return KF_ECONFIG;
 	free(*out);
 	*out = strdup((const char *)n->data.scalar.value);
 	return *out != NULL ? KF_OK : kc_oom(x);
@@ -514,6 +548,8 @@ kc_walk_map(struct kc_ctx *x, yaml_node_t *map, const char *path,
 		int i;
 		kf_err e;
 
+		if (kc_charge(x, 8, map, path) != KF_OK)
+			return KF_ECONFIG;
 		if (k == NULL || k->type != YAML_SCALAR_NODE)
 			return kc_fail(x, KF_ECONFIG, k, path,
 				       "a key that is not a string");
@@ -553,7 +589,7 @@ kc_list(struct kc_ctx *x, yaml_node_t *n, const char *path, size_t *len)
 	if (*len > KC_MAX_ENTRIES)
 		return kc_fail(x, KF_ECONFIG, n, path, "more than %d entries",
 			       KC_MAX_ENTRIES);
-	return KF_OK;
+	return kc_charge(x, 8 * *len, n, path);
 }
 
 static yaml_node_t *
@@ -1138,7 +1174,7 @@ kc_check_depth(struct kc_ctx *x, const uint8_t *data, size_t len)
 	yaml_parser_t p;
 	yaml_event_t ev;
 	kf_err e = KF_OK;
-	int depth = 0;
+	int depth = 0, anchors = 0, aliases = 0;
 	bool done = false;
 
 	if (!yaml_parser_initialize(&p))
@@ -1157,9 +1193,29 @@ kc_check_depth(struct kc_ctx *x, const uint8_t *data, size_t len)
 		}
 		type = ev.type;
 		at = ev.start_mark;
+		/* libyaml looks each anchor and alias up in a list of every
+		 * anchor before it: their numbers bound that work. */
+		if ((type == YAML_SCALAR_EVENT && ev.data.scalar.anchor) ||
+		    (type == YAML_SEQUENCE_START_EVENT &&
+		     ev.data.sequence_start.anchor) ||
+		    (type == YAML_MAPPING_START_EVENT &&
+		     ev.data.mapping_start.anchor))
+			anchors++;
+		if (type == YAML_ALIAS_EVENT)
+			aliases++;
 		yaml_event_delete(&ev);
-		if (type == YAML_SEQUENCE_START_EVENT ||
-		    type == YAML_MAPPING_START_EVENT) {
+		if (anchors > KC_MAX_ANCHORS || aliases > KC_MAX_ALIASES) {
+			e = kc_fail(x, KF_ECONFIG, NULL, NULL,
+				    "more than %d YAML %s (the limit) at line "
+				    "%zu column %zu",
+				    anchors > KC_MAX_ANCHORS ? KC_MAX_ANCHORS
+							     : KC_MAX_ALIASES,
+				    anchors > KC_MAX_ANCHORS ? "anchors"
+							     : "aliases",
+				    at.line + 1, at.column + 1);
+			done = true;
+		} else if (type == YAML_SEQUENCE_START_EVENT ||
+			   type == YAML_MAPPING_START_EVENT) {
 			if (++depth <= KC_MAX_DEPTH)
 				continue;
 			e = kc_fail(x, KF_ECONFIG, NULL, NULL,
@@ -1184,8 +1240,12 @@ static kf_err
 kc_parse_file(const char *label, const char *dir, const uint8_t *data,
 	      size_t len, char *errbuf, size_t errlen, struct kc_file **out)
 {
-	struct kc_ctx x = {
-	    .label = label, .dir = dir, .err = errbuf, .errlen = errlen};
+	struct kc_ctx x = {.label = label,
+			   .dir = dir,
+			   .err = errbuf,
+			   .errlen = errlen,
+			   .walk_left = KC_WALK_BUDGET(len),
+			   .walk_budget = KC_WALK_BUDGET(len)};
 	yaml_parser_t parser;
 	yaml_document_t doc;
 	yaml_node_t *root;

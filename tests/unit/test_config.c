@@ -249,6 +249,58 @@ Test(config, deep_nesting_is_refused_naming_the_line_and_the_limit)
 	free(huge);
 }
 
+/* "x: [&a0 1,&a1 1,...]" with n anchors, or "x: [&a 1,*a,*a,...]" with n
+ * aliases, on one line. */
+static char *
+anchored(size_t n, bool aliases)
+{
+	size_t cap = 32 + n * 12, at;
+	char *s = malloc(cap);
+
+	cr_assert_not_null(s);
+	at = (size_t)snprintf(s, cap, "x: [%s", aliases ? "&a 1" : "");
+	for (size_t i = 0; i < n; i++) {
+		const char *sep = i > 0 || aliases ? "," : "";
+
+		if (aliases)
+			at += (size_t)snprintf(s + at, cap - at, "%s*a", sep);
+		else
+			at += (size_t)snprintf(s + at, cap - at, "%s&a%zu 1",
+					       sep, i);
+	}
+	snprintf(s + at, cap - at, "]\n");
+	return s;
+}
+
+Test(config, anchors_and_aliases_are_bounded_before_loading)
+{
+	char *few = anchored(1024, false), *many = anchored(1025, false);
+	char *aliases = anchored(4097, true);
+	char *lots = anchored(90000, false);
+	const char *err;
+
+	/* Within the limits the file fails only on its key. */
+	err = load_err(few);
+	cr_assert(strstr(err, ":1: x: unknown key") != NULL, "%s", err);
+	err = load_err(many);
+	cr_assert(strstr(err, ":1: more than 1024 YAML anchors (the limit)") !=
+		      NULL,
+		  "%s", err);
+	err = load_err(aliases);
+	cr_assert(strstr(err, ":1: more than 4096 YAML aliases (the limit)") !=
+		      NULL,
+		  "%s", err);
+	/* 90 000 anchors (1 MiB) kept libyaml busy for 15 s: each is looked
+	 * up in the list of those before it. */
+	err = load_err(lots);
+	cr_assert(strstr(err, "more than 1024 YAML anchors") != NULL, "%s",
+		  err);
+	free(few);
+	free(many);
+	free(aliases);
+	free(lots);
+}
+
 Test(config, a_second_document_is_refused_not_ignored)
 {
 	const char *err = load_err("listen: ipc:///tmp/a\n---\n"

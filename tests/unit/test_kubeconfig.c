@@ -642,6 +642,91 @@ Test(kubeconfig, deep_nesting_is_refused_before_loading)
 	}
 }
 
+/* Text of a kubeconfig whose users all alias one user body, whose token
+ * aliases one scalar of tlen bytes; with anchors > 0, that many anchored
+ * scalars in an ignored list too. */
+static char *
+aliased_kubeconfig(size_t users, size_t tlen, size_t anchors, size_t *len)
+{
+	size_t cap = 512 + tlen + users * 40 + anchors * 16, at;
+	char *s = malloc(cap);
+
+	cr_assert_not_null(s);
+	at = (size_t)snprintf(s, cap,
+			      "kind: Config\n"
+			      "clusters:\n"
+			      "- name: c\n"
+			      "  cluster: {server: https://a.example.com}\n"
+			      "contexts:\n"
+			      "- name: x\n"
+			      "  context: {cluster: c, user: u0}\n"
+			      "current-context: x\n"
+			      "users:\n"
+			      "- name: u0\n"
+			      "  user: &U {token: &S \"");
+	memset(s + at, 't', tlen);
+	at += tlen;
+	at += (size_t)snprintf(s + at, cap - at, "\"}\n");
+	for (size_t i = 1; i < users; i++)
+		at += (size_t)snprintf(s + at, cap - at,
+				       "- {name: u%zu, user: *U}\n", i);
+	if (anchors > 0) {
+		at += (size_t)snprintf(s + at, cap - at, "ignored: [");
+		for (size_t i = 0; i < anchors; i++)
+			at += (size_t)snprintf(s + at, cap - at, "%s&a%zu 1",
+					       i > 0 ? "," : "", i);
+		at += (size_t)snprintf(s + at, cap - at, "]\n");
+	}
+	*len = at;
+	return s;
+}
+
+Test(kubeconfig, aliases_cannot_blow_the_walk_up)
+{
+	struct kfi_kubeconfig kc;
+	char err[512];
+	size_t len;
+	char *y;
+	kf_err e;
+
+	/* A few users sharing one token: fine. */
+	y = aliased_kubeconfig(4, 1000, 0, &len);
+	e = kfi_kubeconfig_parse("ok", "/tmp", (uint8_t *)y, len, NULL, false,
+				 &kc, err, sizeof(err));
+	cr_assert_eq(e, KF_OK, "%s", err);
+	cr_assert_eq(strlen(kc.token), 1000);
+	kfi_kubeconfig_fini(&kc);
+	free(y);
+
+	/* 3 000 users naming one 64 KiB token: 200 KiB of file that made
+	 * the walk copy 190 MiB (with exec args aliased too, a 120 KiB file
+	 * took 4.6 GiB). */
+	y = aliased_kubeconfig(3000, 64 * 1024, 0, &len);
+	e = kfi_kubeconfig_parse("amp", "/tmp", (uint8_t *)y, len, NULL, false,
+				 &kc, err, sizeof(err));
+	cr_assert_eq(e, KF_ECONFIG, "%s", err);
+	cr_assert(strstr(err, "YAML aliases expand the file past") != NULL,
+		  "%s", err);
+	free(y);
+
+	/* Anchors: libyaml looks each up among all those before it. */
+	y = aliased_kubeconfig(1, 10, 1025, &len);
+	e = kfi_kubeconfig_parse("anchors", "/tmp", (uint8_t *)y, len, NULL,
+				 false, &kc, err, sizeof(err));
+	cr_assert_eq(e, KF_ECONFIG, "%s", err);
+	cr_assert(strstr(err, "kubeconfig anchors: more than 1024 YAML "
+			      "anchors (the limit) at line") != NULL,
+		  "%s", err);
+	free(y);
+	y = aliased_kubeconfig(4098, 10, 0, &len);
+	e = kfi_kubeconfig_parse("aliases", "/tmp", (uint8_t *)y, len, NULL,
+				 false, &kc, err, sizeof(err));
+	cr_assert_eq(e, KF_ECONFIG, "%s", err);
+	cr_assert(strstr(err, "more than 4096 YAML aliases") != NULL, "%s",
+		  err);
+	free(y);
+}
+
 Test(kubeconfig, a_token_that_could_split_the_header_is_refused)
 {
 	char err[512];
