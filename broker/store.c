@@ -266,10 +266,11 @@ kfs_asym_setup(void)
 {
 #if defined(__linux__) && !defined(__SANITIZE_THREAD__)
 	long cmds;
-
 	/* KUBEFAN_STORE_FENCES=1 keeps the fence in every reader call (the
 	 * tests run both ways). */
-	if (getenv("KUBEFAN_STORE_FENCES") != NULL)
+	const char *fences = getenv("KUBEFAN_STORE_FENCES");
+
+	if (fences != NULL && *fences != '\0' && strcmp(fences, "0") != 0)
 		return;
 	cmds = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0);
 	if (cmds < 0 || !(cmds & MEMBARRIER_CMD_PRIVATE_EXPEDITED))
@@ -1695,8 +1696,12 @@ kf_store_key
 kf_store_key_make(const kf_objref *ref)
 {
 	struct kfi_ident id;
-	kf_store_key k = {.ref = *ref};
+	kf_store_key k = {0};
 
+	if (ref == NULL)
+		return k; /* finds nothing: hash 0 is not the empty identity's
+			   */
+	k.ref = *ref;
 	kfi_ident_init(&id, ref->kind, ref->namespace_, ref->name);
 	k.hash = id.hash;
 	k.kind_len = id.kind_len;

@@ -126,7 +126,8 @@ typedef struct kf_store_key {
 	uint32_t kind_len, namespace_len, name_len;
 } kf_store_key;
 
-/* The key of ref: ref copied (its strings still borrowed) and hashed. */
+/* The key of ref: ref copied (its strings still borrowed) and hashed. A
+ * NULL ref gives a key that finds nothing. */
 KF_API kf_store_key kf_store_key_make(const kf_objref *ref);
 
 /* kf_store_get() with a precomputed key: the same answers. */

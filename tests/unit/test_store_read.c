@@ -704,3 +704,21 @@ Test(store_read, a_forked_child_can_use_stores)
 	kf_store_free(s);
 	kf_writer_free(w);
 }
+
+Test(store_read, a_key_of_no_ref_finds_nothing)
+{
+	kf_writer *w;
+	kf_store *s;
+	kf_store_key k = kf_store_key_make(NULL);
+	kf_object *o;
+
+	cr_assert_eq(kf_store_alloc(&w, &s), KF_OK);
+	ev1(w, KF_EV_INIT, NULL);
+	ev1(w, KF_EV_INIT_APPLY, mk("ns", "a", "u1", "1"));
+	ev1(w, KF_EV_INIT_DONE, NULL);
+	cr_assert_eq(k.hash, 0);
+	cr_assert_eq(kf_store_get_key(s, &k, &o), KF_ENOTFOUND);
+	cr_assert_null(o);
+	kf_store_free(s);
+	kf_writer_free(w);
+}
