@@ -6,10 +6,10 @@
  * key given twice in one mapping, so neither copy silently wins.
  *
  * Before the document is loaded, a pass over libyaml's events checks the
- * file's shape: at most KD_MAX_DEPTH levels of nesting, one document, and
- * at most KD_MAX_ANCHORS anchors and KD_MAX_ALIASES aliases.
- * libyaml's scanner and loader do work proportional to the depth for each
- * token, so a file of 100 000 '[' would take them tens of seconds; the
+ * file's shape: at most KF_YAML_MAX_DEPTH levels of nesting, one document, and
+ * at most KF_YAML_MAX_ANCHORS anchors and KF_YAML_MAX_ALIASES aliases
+ * (yamlbound.h). libyaml's scanner and loader do work proportional to the depth
+ * for each token, so a file of 100 000 '[' would take them tens of seconds; the
  * event pass stops at the first level too deep, which bounds its own work
  * by the limit times the file's size.
  */
@@ -21,6 +21,7 @@
 #include <yaml.h>
 
 #include "config.h"
+#include "yamlbound.h"
 #include "kubefan/remote.h"
 #include "kubefan/log.h"
 
@@ -30,14 +31,6 @@
 #define KD_MAX_RING (1ul << 24)
 /* The largest configuration file: 64 resources need a few KiB. */
 #define KD_MAX_FILE (1u << 20)
-/* The deepest nesting of collections in the file; a valid one needs 2
- * (the root and `resources`) and 3 with a resource's mapping. */
-#define KD_MAX_DEPTH 64
-/* YAML anchors and aliases of the file (a valid one needs none). libyaml
- * looks each up in a list of every anchor before it, so 90 000 anchors in
- * a 1 MiB file took it 15 s. */
-#define KD_MAX_ANCHORS 1024
-#define KD_MAX_ALIASES 4096
 
 void
 kd_set(char **slot, const char *v)
@@ -571,7 +564,7 @@ read_file(const char *path, unsigned char **out, size_t *n, char *err,
 	return 0;
 }
 
-/* The event pass (see the top of the file): nesting within KD_MAX_DEPTH,
+/* The event pass (see the top of the file): nesting within KF_YAML_MAX_DEPTH,
  * one document, and YAML that parses. */
 static int
 ycheck_shape(const char *path, const unsigned char *data, size_t n, char *err,
@@ -579,7 +572,9 @@ ycheck_shape(const char *path, const unsigned char *data, size_t n, char *err,
 {
 	yaml_parser_t p;
 	yaml_event_t ev;
-	int depth = 0, docs = 0, anchors = 0, aliases = 0, rc = 1;
+	struct kf_yaml_bound b = {0};
+	char msg[64];
+	int docs = 0, rc = 1;
 
 	if (!yaml_parser_initialize(&p)) {
 		snprintf(err, len, "%s: out of memory", path);
@@ -591,6 +586,7 @@ ycheck_shape(const char *path, const unsigned char *data, size_t n, char *err,
 	while (rc > 0) {
 		yaml_event_type_t type;
 		size_t line;
+		int bad;
 
 		if (!yaml_parser_parse(&p, &ev)) {
 			snprintf(err, len, "%s:%zu: %s", path,
@@ -601,36 +597,11 @@ ycheck_shape(const char *path, const unsigned char *data, size_t n, char *err,
 		}
 		type = ev.type;
 		line = ev.start_mark.line + 1;
-		if ((type == YAML_SCALAR_EVENT && ev.data.scalar.anchor) ||
-		    (type == YAML_SEQUENCE_START_EVENT &&
-		     ev.data.sequence_start.anchor) ||
-		    (type == YAML_MAPPING_START_EVENT &&
-		     ev.data.mapping_start.anchor))
-			anchors++;
-		if (type == YAML_ALIAS_EVENT)
-			aliases++;
+		bad = kf_yaml_bound_step(&b, &ev, msg, sizeof(msg));
 		yaml_event_delete(&ev);
-		if (anchors > KD_MAX_ANCHORS || aliases > KD_MAX_ALIASES) {
-			snprintf(err, len,
-				 "%s:%zu: more than %d YAML %s (the limit)",
-				 path, line,
-				 anchors > KD_MAX_ANCHORS ? KD_MAX_ANCHORS
-							  : KD_MAX_ALIASES,
-				 anchors > KD_MAX_ANCHORS ? "anchors"
-							  : "aliases");
+		if (bad) {
+			snprintf(err, len, "%s:%zu: %s", path, line, msg);
 			rc = -1;
-		} else if (type == YAML_SEQUENCE_START_EVENT ||
-			   type == YAML_MAPPING_START_EVENT) {
-			if (++depth <= KD_MAX_DEPTH)
-				continue;
-			snprintf(err, len,
-				 "%s:%zu: nested deeper than %d levels (the "
-				 "limit)",
-				 path, line, KD_MAX_DEPTH);
-			rc = -1;
-		} else if (type == YAML_SEQUENCE_END_EVENT ||
-			   type == YAML_MAPPING_END_EVENT) {
-			depth--;
 		} else if (type == YAML_DOCUMENT_START_EVENT && ++docs > 1) {
 			snprintf(err, len,
 				 "%s:%zu: a second YAML document; the file "

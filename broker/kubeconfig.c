@@ -24,10 +24,10 @@
  * that could be secrets.
  *
  * Before the document is loaded, a pass over libyaml's events refuses
- * nesting deeper than KC_MAX_DEPTH and more than KC_MAX_ANCHORS anchors or
- * KC_MAX_ALIASES aliases (libyaml looks each one up in a list of all the
- * anchors before it, so their numbers multiply). An alias is walked again
- * wherever it is named, so the walk has a budget of bytes visited and
+ * nesting deeper than KF_YAML_MAX_DEPTH and more than KF_YAML_MAX_ANCHORS
+ * anchors or KF_YAML_MAX_ALIASES aliases (libyaml looks each one up in a list
+ * of all the anchors before it, so their numbers multiply). An alias is walked
+ * again wherever it is named, so the walk has a budget of bytes visited and
  * copied (KC_WALK_BUDGET): a small file whose aliases name aliases cannot
  * make it copy gigabytes. libyaml's scanner and loader do work
  * proportional to the depth for each token (100 000 '[' take them tens of
@@ -46,15 +46,13 @@
 #include <yaml.h>
 
 #include "kubeconfig.h"
+#include "yamlbound.h"
 
 #define KC_MAX_FILE	(16u << 20) /* bytes of one kubeconfig file */
 #define KC_MAX_ENTRIES	4096	    /* entries of one list */
 #define KC_MAX_FILES	64	    /* files of $KUBECONFIG */
 #define KC_PATH		256	    /* field path text */
 #define KC_FUZZ_CONTEXT 16	    /* contexts the fuzzer selects */
-#define KC_MAX_DEPTH	64	    /* nesting; a kubeconfig needs 6 */
-#define KC_MAX_ANCHORS	1024	    /* YAML anchors (&name) of one file */
-#define KC_MAX_ALIASES	4096	    /* YAML aliases (*name) of one file */
 /* What the walk may visit and copy, in bytes: aliases can name one big
  * subtree from many places, and each place is walked (and its strings
  * copied) again. */
@@ -1166,7 +1164,7 @@ kc_yaml_error(struct kc_ctx *x, const yaml_parser_t *p)
 		       p->context ? " " : "", p->context ? p->context : "");
 }
 
-/* The event pass (see the top of the file): nesting within KC_MAX_DEPTH.
+/* The event pass (see the top of the file): nesting within KF_YAML_MAX_DEPTH.
  * Only the first document is checked, as only it is loaded. */
 static kf_err
 kc_check_depth(struct kc_ctx *x, const uint8_t *data, size_t len)
@@ -1174,7 +1172,8 @@ kc_check_depth(struct kc_ctx *x, const uint8_t *data, size_t len)
 	yaml_parser_t p;
 	yaml_event_t ev;
 	kf_err e = KF_OK;
-	int depth = 0, anchors = 0, aliases = 0;
+	struct kf_yaml_bound b = {0};
+	char msg[64];
 	bool done = false;
 
 	if (!yaml_parser_initialize(&p))
@@ -1186,6 +1185,7 @@ kc_check_depth(struct kc_ctx *x, const uint8_t *data, size_t len)
 	while (!done) {
 		yaml_event_type_t type;
 		yaml_mark_t at;
+		int bad;
 
 		if (!yaml_parser_parse(&p, &ev)) {
 			e = kc_yaml_error(x, &p);
@@ -1193,39 +1193,13 @@ kc_check_depth(struct kc_ctx *x, const uint8_t *data, size_t len)
 		}
 		type = ev.type;
 		at = ev.start_mark;
-		/* libyaml looks each anchor and alias up in a list of every
-		 * anchor before it: their numbers bound that work. */
-		if ((type == YAML_SCALAR_EVENT && ev.data.scalar.anchor) ||
-		    (type == YAML_SEQUENCE_START_EVENT &&
-		     ev.data.sequence_start.anchor) ||
-		    (type == YAML_MAPPING_START_EVENT &&
-		     ev.data.mapping_start.anchor))
-			anchors++;
-		if (type == YAML_ALIAS_EVENT)
-			aliases++;
+		bad = kf_yaml_bound_step(&b, &ev, msg, sizeof(msg));
 		yaml_event_delete(&ev);
-		if (anchors > KC_MAX_ANCHORS || aliases > KC_MAX_ALIASES) {
+		if (bad) {
 			e = kc_fail(x, KF_ECONFIG, NULL, NULL,
-				    "more than %d YAML %s (the limit) at line "
-				    "%zu column %zu",
-				    anchors > KC_MAX_ANCHORS ? KC_MAX_ANCHORS
-							     : KC_MAX_ALIASES,
-				    anchors > KC_MAX_ANCHORS ? "anchors"
-							     : "aliases",
+				    "%s at line %zu column %zu", msg,
 				    at.line + 1, at.column + 1);
 			done = true;
-		} else if (type == YAML_SEQUENCE_START_EVENT ||
-			   type == YAML_MAPPING_START_EVENT) {
-			if (++depth <= KC_MAX_DEPTH)
-				continue;
-			e = kc_fail(x, KF_ECONFIG, NULL, NULL,
-				    "YAML nested deeper than %d levels (the "
-				    "limit) at line %zu column %zu",
-				    KC_MAX_DEPTH, at.line + 1, at.column + 1);
-			done = true;
-		} else if (type == YAML_SEQUENCE_END_EVENT ||
-			   type == YAML_MAPPING_END_EVENT) {
-			depth--;
 		} else if (type == YAML_DOCUMENT_END_EVENT ||
 			   type == YAML_STREAM_END_EVENT) {
 			done = true;

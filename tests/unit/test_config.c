@@ -232,18 +232,20 @@ Test(config, deep_nesting_is_refused_naming_the_line_and_the_limit)
 	err = load_err(deep);
 	cr_assert(strstr(err, ":1: x: unknown key") != NULL, "%s", err);
 	err = load_err(deeper);
-	cr_assert(strstr(err, ":1: nested deeper than 64 levels (the limit)") !=
-		      NULL,
-		  "%s", err);
+	cr_assert(
+	    strstr(err, ":1: YAML nested deeper than 64 levels (the limit)") !=
+		NULL,
+	    "%s", err);
 	/* 100 000 '[' kept libyaml busy for half a minute when the whole
 	 * document was loaded; the event pass stops at level 65. */
 	cr_assert_not_null(huge);
 	memset(huge, '[', 100000);
 	huge[100000] = '\0';
 	err = load_err(huge);
-	cr_assert(strstr(err, ":1: nested deeper than 64 levels (the limit)") !=
-		      NULL,
-		  "%s", err);
+	cr_assert(
+	    strstr(err, ":1: YAML nested deeper than 64 levels (the limit)") !=
+		NULL,
+	    "%s", err);
 	free(deep);
 	free(deeper);
 	free(huge);
