@@ -25,6 +25,7 @@
 
 #include "kube.h"
 #include "proc.h"
+#include "clock.h"
 
 struct tb {
 	char ns[64];
@@ -33,15 +34,6 @@ struct tb {
 	char dir[160];
 	pid_t broker;
 };
-
-static double
-now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* A subscriber hung in shutdown fails the test here. */
 static void
@@ -224,7 +216,7 @@ static void
 converge(struct tb *t, const char *name, double timeout, char *stats,
 	 size_t slen)
 {
-	double end = now_s() + timeout;
+	double end = kt_now_s() + timeout;
 	char *want = NULL, *got = NULL;
 
 	for (;;) {
@@ -236,7 +228,7 @@ converge(struct tb *t, const char *name, double timeout, char *stats,
 		     strstr(stats, "ready=1") != NULL && strcmp(want, got) == 0;
 		if (ok)
 			break;
-		if (now_s() > end) {
+		if (kt_now_s() > end) {
 			cr_assert(false,
 				  "%s did not converge in %.0f s; stats: %s\n"
 				  "api:\n%.600s\nmirror:\n%.600s",
@@ -351,14 +343,14 @@ Test(broker, k14_burst_to_three_processes_one_slow_and_a_late_one,
 	cr_assert_eq(r.status, 200, "deletecollection: %ld", r.status);
 	kt_resp_fini(&r);
 	burst(t.ns, 1, 25, 0);
-	t0 = now_s();
+	t0 = kt_now_s();
 	converge(&t, "fast1", 20, stats, sizeof(stats));
 	converge(&t, "fast2", 20, stats, sizeof(stats));
 	cr_log_info("fast subscribers converged %.2f s after the burst",
-		    now_s() - t0);
+		    kt_now_s() - t0);
 	/* The slow subscriber is still working off its queue and its
 	 * re-syncs: it does not hold the others (or the broker) back. */
-	cr_assert_lt(now_s() - t0, 10.0, "fast subscribers were held back");
+	cr_assert_lt(kt_now_s() - t0, 10.0, "fast subscribers were held back");
 	converge(&t, "slow", 60, stats, sizeof(stats));
 	/* The slow one lost messages, noticed, counted and re-synced. */
 	cr_assert_gt(stat_of(stats, "gaps"), 0, "slow: %s", stats);

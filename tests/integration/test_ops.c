@@ -34,6 +34,7 @@
 #include "kube.h"
 #include "proc.h"
 #include "files.h"
+#include "clock.h"
 
 static bool apiserver_stopped;
 
@@ -46,15 +47,6 @@ restore_cluster(void)
 		apiserver_stopped = false;
 	}
 	kt_proc_reap_all();
-}
-
-static double
-now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 static char *
@@ -133,14 +125,14 @@ http_get(int port, const char *path, char **out)
 static double
 await_status(int port, const char *path, long want, double max_s, char **last)
 {
-	double t0 = now_s();
+	double t0 = kt_now_s();
 
 	*last = NULL;
 	for (;;) {
 		free(*last);
 		if (http_get(port, path, last) == want)
-			return now_s() - t0;
-		if (now_s() - t0 > max_s)
+			return kt_now_s() - t0;
+		if (kt_now_s() - t0 > max_s)
 			return -1;
 		usleep(100 * 1000);
 	}
@@ -346,7 +338,7 @@ static void
 cm(enum cm_op op, const char *ns, const char *name, const char *value)
 {
 	static const long ok[] = {201, 200, 200}, again[] = {409, 0, 404};
-	double end = now_s() + 60;
+	double end = kt_now_s() + 60;
 	long st;
 
 	for (;;) {
@@ -361,7 +353,7 @@ cm(enum cm_op op, const char *ns, const char *name, const char *value)
 			  : op == CM_UPDATE ? "update"
 					    : "delete",
 			  ns, name, st);
-		cr_assert_lt(now_s(), end, "the API server did not answer");
+		cr_assert_lt(kt_now_s(), end, "the API server did not answer");
 		disturbed = true;
 		usleep(250 * 1000);
 	}
@@ -371,7 +363,7 @@ cm(enum cm_op op, const char *ns, const char *name, const char *value)
 static void
 await_api_server(void)
 {
-	double end = now_s() + 90;
+	double end = kt_now_s() + 90;
 	struct kt_resp r;
 
 	for (;;) {
@@ -379,7 +371,7 @@ await_api_server(void)
 		kt_resp_fini(&r);
 		if (r.status == 200)
 			return;
-		cr_assert_lt(now_s(), end, "the API server is not ready");
+		cr_assert_lt(kt_now_s(), end, "the API server is not ready");
 		usleep(250 * 1000);
 	}
 }
@@ -407,12 +399,12 @@ churn(const char *ns)
 static char *
 scrape_until_settled(struct kd *k, double max_s)
 {
-	double end = now_s() + max_s;
+	double end = kt_now_s() + max_s;
 	char *text = NULL, series[256];
 
 	snprintf(series, sizeof(series),
 		 "kubefan_publisher_stream_objects{stream=\"%s\"}", k->stream);
-	while (now_s() < end) {
+	while (kt_now_s() < end) {
 		free(text);
 		must(http_get(k->port, "/metrics", &text), 200, "/metrics");
 		if (rsample(text, "kubefan_resource_objects", k->stream) ==
@@ -563,22 +555,22 @@ api_server_answers(void)
 static double
 await_stale(struct kd *k, char **body, int *restops)
 {
-	double t0 = now_s(), checked = t0;
+	double t0 = kt_now_s(), checked = t0;
 
 	*body = NULL;
 	for (;;) {
 		free(*body);
 		if (http_get(k->port, "/readyz", body) == 503)
-			return now_s() - t0;
-		if (now_s() - t0 > 30)
+			return kt_now_s() - t0;
+		if (kt_now_s() - t0 > 30)
 			return -1;
-		if (now_s() - checked > 1 && api_server_answers()) {
+		if (kt_now_s() - checked > 1 && api_server_answers()) {
 			if (++*restops > 2)
 				return -2;
 			kt_cluster("stop-apiserver");
 		}
-		if (now_s() - checked > 1)
-			checked = now_s();
+		if (kt_now_s() - checked > 1)
+			checked = kt_now_s();
 		usleep(100 * 1000);
 	}
 }
@@ -606,12 +598,12 @@ Test(ops, readyz_turns_not_ready_without_the_api_server_and_back)
 
 	/* The window others share: from here to start-apiserver. */
 	apiserver_stopped = true;
-	t0 = now_s();
+	t0 = kt_now_s();
 	cr_assert_eq(kt_cluster("stop-apiserver"), 0);
 	t_stale = await_stale(&k, &body, &restops);
 	cr_log_info("readyz 503 %.1f s after the stop began (the stop itself "
 		    "takes up to 5 s; stopped %d more times)",
-		    now_s() - t0, restops);
+		    kt_now_s() - t0, restops);
 	cr_assert_eq(kt_cluster("start-apiserver"), 0);
 	apiserver_stopped = false;
 
@@ -644,7 +636,7 @@ Test(ops, readyz_turns_not_ready_without_the_api_server_and_back)
 
 	/* The metrics saw it too; the data is still right afterwards. */
 	cm(CM_CREATE, k.ns, "after", "v");
-	t0 = now_s();
+	t0 = kt_now_s();
 	do {
 		must(http_get(k.port, "/metrics", &text), 200, "/metrics");
 		if (rsample(text, "kubefan_resource_objects", k.stream) == 2)
@@ -652,7 +644,7 @@ Test(ops, readyz_turns_not_ready_without_the_api_server_and_back)
 		free(text);
 		text = NULL;
 		usleep(100 * 1000);
-	} while (now_s() - t0 < 30);
+	} while (kt_now_s() - t0 < 30);
 	cr_assert_not_null(text, "the ConfigMap made after the return never "
 				 "arrived");
 	cr_assert_eq(rsample(text, "kubefan_resource_ready", k.stream), 1);

@@ -24,15 +24,7 @@
 #include "kube.h"
 #include "proc.h"
 #include "files.h"
-
-static double
-now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
+#include "clock.h"
 
 struct tt {
 	char ns[64];
@@ -179,7 +171,7 @@ snapshot_until_equal(struct tt *t, char *const extra[], bool full, char **err)
 	char *argv[24] = {KF_TAIL,	"--broker",   t->pub, "--resource",
 			  "configmaps", "--snapshot", "-o",   "json"};
 	int argc = 8;
-	double end = now_s() + 15;
+	double end = kt_now_s() + 15;
 	char *want = NULL, *got = NULL, *text = NULL;
 
 	for (int i = 0; extra[i] != NULL; i++)
@@ -198,7 +190,7 @@ snapshot_until_equal(struct tt *t, char *const extra[], bool full, char **err)
 		want = api_state(t->ns);
 		text = slurp(out);
 		got = tail_state(text, t->ns, full);
-		if (strcmp(want, got) == 0 || now_s() > end)
+		if (strcmp(want, got) == 0 || kt_now_s() > end)
 			break;
 		usleep(200 * 1000);
 	}
@@ -372,7 +364,7 @@ Test(tail_broker, live_tail_prints_create_update_delete_in_order,
 	table = kt_proc_spawn(targv, tout, terr, 0);
 
 	/* The first frame: Init, the two objects, InitDone. */
-	for (end = now_s() + 15; now_s() < end; usleep(50 * 1000)) {
+	for (end = kt_now_s() + 15; kt_now_s() < end; usleep(50 * 1000)) {
 		n = read_events(out, ev, 64);
 		if (find_event(ev, n, 0, "InitDone", "", NULL) >= 0)
 			break;
@@ -380,7 +372,7 @@ Test(tail_broker, live_tail_prints_create_update_delete_in_order,
 	cr_assert_geq(find_event(ev, n, 0, "InitDone", "", NULL), 0,
 		      "no first frame: %s", slurp(errp));
 	cr_assert_eq(n, 4, "frame of %d lines", n);
-	for (end = now_s() + 15; now_s() < end; usleep(50 * 1000)) {
+	for (end = kt_now_s() + 15; kt_now_s() < end; usleep(50 * 1000)) {
 		text = slurp(tout);
 		if (strstr(text, "InitDone") != NULL)
 			break;
@@ -414,7 +406,7 @@ Test(tail_broker, live_tail_prints_create_update_delete_in_order,
 	kt_resp_fini(&r);
 	cr_assert_eq(kt_configmap_delete(t.ns, "live"), 200);
 
-	for (end = now_s() + 15; now_s() < end; usleep(50 * 1000)) {
+	for (end = kt_now_s() + 15; kt_now_s() < end; usleep(50 * 1000)) {
 		n = read_events(out, ev, 64);
 		if (find_event(ev, n, 4, "Delete", "live", NULL) >= 0)
 			break;
@@ -428,7 +420,7 @@ Test(tail_broker, live_tail_prints_create_update_delete_in_order,
 	cr_assert_eq(n, 7, "only those three events: %d lines", n);
 
 	/* The table tail saw the same, in kubectl's columns. */
-	for (end = now_s() + 10; now_s() < end; usleep(50 * 1000)) {
+	for (end = kt_now_s() + 10; kt_now_s() < end; usleep(50 * 1000)) {
 		text = slurp(tout);
 		if (strstr(text, "Delete ") != NULL)
 			break;
@@ -467,13 +459,13 @@ static int
 run_tail(struct tt *t, char *const argv[], double limit, char **err)
 {
 	char out[256], errp[256];
-	double t0 = now_s();
+	double t0 = kt_now_s();
 	int rc;
 
 	snprintf(out, sizeof(out), "%s/err.out", t->dir);
 	snprintf(errp, sizeof(errp), "%s/err.err", t->dir);
 	rc = kt_proc_exit_code(kt_proc_spawn(argv, out, errp, 0), limit + 5);
-	cr_assert_leq(now_s() - t0, limit, "took %.1f s", now_s() - t0);
+	cr_assert_leq(kt_now_s() - t0, limit, "took %.1f s", kt_now_s() - t0);
 	*err = slurp(errp);
 	return rc;
 }

@@ -21,6 +21,7 @@
 
 #include "kube.h"
 #include "files.h"
+#include "clock.h"
 
 extern char **environ;
 
@@ -34,15 +35,6 @@ reap(void)
 		waitpid(child, NULL, 0);
 		child = 0;
 	}
-}
-
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* The whole log (malloc'd, NUL-terminated). */
@@ -60,7 +52,7 @@ wait_line(const char *log, const char *line)
 {
 	size_t n = strlen(line);
 
-	for (int64_t end = now_ms() + 20000; now_ms() < end;) {
+	for (int64_t end = kt_now_ms() + 20000; kt_now_ms() < end;) {
 		char *all = slurp(log);
 		bool found = false;
 

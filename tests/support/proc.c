@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "proc.h"
+#include "clock.h"
 
 extern char **environ;
 
@@ -17,15 +18,6 @@ extern char **environ;
 
 /* Started and not reaped yet; 0 marks a free slot. */
 static pid_t procs[MAX_PROCS];
-
-static double
-now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void
 forget(pid_t pid)
@@ -75,7 +67,7 @@ kt_proc_spawn(char *const argv[], const char *out, const char *err,
 bool
 kt_proc_wait(pid_t pid, double timeout_s, int *status)
 {
-	double end = now_s() + timeout_s;
+	double end = kt_now_s() + timeout_s;
 	int st;
 
 	/* Bounded by timeout_s, in 20 ms steps. */
@@ -86,7 +78,7 @@ kt_proc_wait(pid_t pid, double timeout_s, int *status)
 				*status = st;
 			return true;
 		}
-		if (now_s() >= end)
+		if (kt_now_s() >= end)
 			return false;
 		usleep(20 * 1000);
 	}
@@ -125,7 +117,7 @@ kt_proc_stop(pid_t pid, int sig, double deadline_s)
 bool
 kt_proc_await(pid_t pid, bool (*ready)(void *arg), void *arg, double timeout_s)
 {
-	double end = now_s() + timeout_s;
+	double end = kt_now_s() + timeout_s;
 
 	/* Bounded by timeout_s, in 50 ms steps. */
 	for (;;) {
@@ -139,7 +131,7 @@ kt_proc_await(pid_t pid, bool (*ready)(void *arg), void *arg, double timeout_s)
 			   WEXITED | WNOHANG | WNOWAIT) == 0 &&
 		    si.si_pid == pid)
 			return false;
-		if (now_s() >= end)
+		if (kt_now_s() >= end)
 			return false;
 		usleep(50 * 1000);
 	}

@@ -23,6 +23,7 @@
 #include "kubefan/store.h"
 #include "publisher.h"
 #include "wire.h"
+#include "clock.h"
 
 static char pub_addr[128], rep_addr[128], refs_addr[128];
 
@@ -316,15 +317,6 @@ Test(remote, a_publisher_reset_and_a_broker_restart_resync)
 	kf_publisher_free(p);
 }
 
-static int64_t
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* A plain listener on an ipc:// address, not nng. */
 static int
 raw_listen(const char *addr)
@@ -350,11 +342,11 @@ kill_dialers(int64_t quiet_ms)
 {
 	struct pollfd pf[2] = {{.fd = raw_listen(pub_addr), .events = POLLIN},
 			       {.fd = raw_listen(rep_addr), .events = POLLIN}};
-	int64_t last = mono_ms();
+	int64_t last = kt_now_ms();
 	int taken = 0;
 
 	/* Bounded: 200 connections, or quiet_ms without one. */
-	while (taken < 200 && mono_ms() - last < quiet_ms) {
+	while (taken < 200 && kt_now_ms() - last < quiet_ms) {
 		if (poll(pf, 2, 50) <= 0)
 			continue;
 		for (int i = 0; i < 2; i++) {
@@ -366,7 +358,7 @@ kill_dialers(int64_t quiet_ms)
 			if (c >= 0)
 				close(c);
 			taken++;
-			last = mono_ms();
+			last = kt_now_ms();
 		}
 	}
 	for (int i = 0; i < 2; i++)
@@ -414,8 +406,8 @@ Test(remote, dialers_that_nng_gave_up_on_are_replaced)
 	p = start_pub(222, 0, false, &st);
 	feed_frame(st, 1, "8");
 	/* Heartbeats as a running broker sends them, until the re-sync. */
-	end = mono_ms() + 10000;
-	while (!lagged && mono_ms() < end) {
+	end = kt_now_ms() + 10000;
+	while (!lagged && kt_now_ms() < end) {
 		kfi_pub_heartbeat(st);
 		if (kf_remote_next(r, 100, &ev) == KF_OK)
 			lagged = ev.type == KF_EV_LAGGED;

@@ -17,6 +17,7 @@
 
 #include "kubefan/store.h"
 #include "store_int.h"
+#include "clock.h"
 
 #if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
 #define DEFAULT_OBJECTS 5000
@@ -30,15 +31,6 @@ env_int(const char *name, int dflt)
 	const char *v = getenv(name);
 
 	return v != NULL && atoi(v) > 0 ? atoi(v) : dflt;
-}
-
-static double
-now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 static kf_object *
@@ -240,9 +232,9 @@ run(bool shared, size_t ring_cap)
 	for (int i = 0; i < 2; i++)
 		pthread_create(&th[i], NULL, reader, &sh);
 	relist(w, sh.n, gen);
-	t0 = now();
+	t0 = kt_now_s();
 	/* At least three swaps under the readers, then until time is up. */
-	while (gen < 4 || now() - t0 < secs) {
+	while (gen < 4 || kt_now_s() - t0 < secs) {
 		churn(w, gen);
 		relist(w, sh.n, ++gen);
 	}
