@@ -530,34 +530,44 @@ Test(remote, a_reference_only_feed_carries_metadata_only)
 	kf_publisher_free(p);
 }
 
-Test(remote, malformed_messages_are_counted_and_never_applied)
+/* A publisher of incarnation 77 holding one object (the subscriber's
+ * snapshots come from it), and a subscriber that takes its events from
+ * *raw, a PUB socket the test writes by hand; the snapshot is read. */
+static kf_publisher *
+start_raw(nng_socket *raw, kf_remote **r)
 {
 	struct kfi_pub_stream *st;
 	kf_publisher *p;
 	kf_remote_opts o;
-	kf_remote *r;
-	kf_remote_stats rs;
-	nng_socket raw;
 	char raw_addr[160];
-	struct kfw_buf b;
-	kf_event ev;
 
 	addrs();
 	p = start_pub(77, 0, false, &st);
 	feed_frame(st, 1, "1");
-	/* The subscriber reads events from a raw PUB socket we control,
-	 * and snapshots from the real publisher. */
 	snprintf(raw_addr, sizeof(raw_addr), "%s.raw", pub_addr);
-	cr_assert_eq(nng_pub0_open(&raw), 0);
-	cr_assert_eq(nng_socket_set_int(raw, NNG_OPT_SENDBUF, 8192), 0);
-	cr_assert_eq(nng_listen(raw, raw_addr, NULL, 0), 0);
+	cr_assert_eq(nng_pub0_open(raw), 0);
+	cr_assert_eq(nng_socket_set_int(*raw, NNG_OPT_SENDBUF, 8192), 0);
+	cr_assert_eq(nng_listen(*raw, raw_addr, NULL, 0), 0);
 	kf_remote_opts_init(&o);
 	o.pub_addr = raw_addr;
 	o.rep_addr = rep_addr;
 	o.stream = "configmaps";
-	cr_assert_eq(kf_remote_subscribe(&o, &r), KF_OK);
-	cr_assert_eq(read_frame(r), 1);
+	cr_assert_eq(kf_remote_subscribe(&o, r), KF_OK);
+	cr_assert_eq(read_frame(*r), 1);
 	settle();
+	return p;
+}
+
+Test(remote, malformed_messages_are_counted_and_never_applied)
+{
+	kf_publisher *p;
+	kf_remote *r;
+	kf_remote_stats rs;
+	nng_socket raw;
+	struct kfw_buf b;
+	kf_event ev;
+
+	p = start_raw(&raw, &r);
 
 	kfw_buf_init(&b);
 	srand(7);
@@ -627,27 +637,12 @@ heartbeat_with(kf_remote *r, nng_socket raw, uint8_t readiness)
 
 Test(remote, a_heartbeat_with_an_unknown_readiness_is_malformed)
 {
-	struct kfi_pub_stream *st;
 	kf_publisher *p;
-	kf_remote_opts o;
 	kf_remote *r;
 	kf_remote_stats rs;
 	nng_socket raw;
-	char raw_addr[160];
 
-	addrs();
-	p = start_pub(77, 0, false, &st);
-	feed_frame(st, 1, "1");
-	snprintf(raw_addr, sizeof(raw_addr), "%s.raw", pub_addr);
-	cr_assert_eq(nng_pub0_open(&raw), 0);
-	cr_assert_eq(nng_listen(raw, raw_addr, NULL, 0), 0);
-	kf_remote_opts_init(&o);
-	o.pub_addr = raw_addr;
-	o.rep_addr = rep_addr;
-	o.stream = "configmaps";
-	cr_assert_eq(kf_remote_subscribe(&o, &r), KF_OK);
-	cr_assert_eq(read_frame(r), 1);
-	settle();
+	p = start_raw(&raw, &r);
 
 	/* 3 is past "stale" (2): counted, and not taken as any readiness. */
 	rs = heartbeat_with(r, raw, 3);
