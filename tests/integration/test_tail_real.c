@@ -15,19 +15,15 @@
  * It restarts the API server twice; other suites tolerate that.
  */
 #include <criterion/criterion.h>
-#include <fcntl.h>
 #include <json-c/json.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "kube.h"
-
-extern char **environ;
+#include "proc.h"
 
 #define TT_MAX 256
 
@@ -43,16 +39,6 @@ struct tt_view {
 };
 
 static pid_t tt_pid;
-
-static void
-tt_stop(void)
-{
-	if (tt_pid > 0) {
-		kill(tt_pid, SIGKILL);
-		waitpid(tt_pid, NULL, 0);
-		tt_pid = 0;
-	}
-}
 
 static int
 tt_find(const struct tt_view *v, const char *name)
@@ -214,10 +200,8 @@ tt_converge(struct tt_view *v, const char *out, const char *ns,
 	static char a[TT_MAX * 100], b[TT_MAX * 100];
 
 	for (int t = 0; t < 600; t++) {
-		int st;
-
-		cr_assert_eq(waitpid(tt_pid, &st, WNOHANG), 0,
-			     "kubefan-tail exited (%s)", what);
+		cr_assert_not(kt_proc_wait(tt_pid, 0, NULL),
+			      "kubefan-tail exited (%s)", what);
 		tt_read(v, out);
 		if (v->synced && tt_fresh_text(ns, a, sizeof(a))) {
 			tt_view_text(v, b, sizeof(b));
@@ -248,16 +232,14 @@ tt_file_has(const char *path, const char *needle)
 }
 
 Test(tail_real, survives_a_restart_and_a_compaction_with_an_exact_view,
-     .timeout = 300, .fini = tt_stop)
+     .timeout = 300, .fini = kt_proc_reap_all)
 {
 	char ns[64], other[64], name[64], out[256], err[256];
 	char *argv[] = {KF_TAIL,      "--kubeconfig", NULL, "--resource",
 			"configmaps", "-n",	      ns,   "-o",
 			"json",	      "-v",	      NULL};
 	struct tt_view *v = calloc(1, sizeof(*v));
-	posix_spawn_file_actions_t fa;
 	long inits;
-	int st;
 
 	kt_unique("kft-tail", ns, sizeof(ns));
 	kt_unique("kft-bump", other, sizeof(other));
@@ -270,14 +252,7 @@ Test(tail_real, survives_a_restart_and_a_compaction_with_an_exact_view,
 	snprintf(out, sizeof(out), "/tmp/%s.out", ns);
 	snprintf(err, sizeof(err), "/tmp/%s.err", ns);
 	argv[2] = (char *)kt_env("KUBEFAN_TEST_KUBECONFIG");
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_addopen(&fa, 1, out,
-					 O_WRONLY | O_CREAT | O_TRUNC, 0644);
-	posix_spawn_file_actions_addopen(&fa, 2, err,
-					 O_WRONLY | O_CREAT | O_TRUNC, 0644);
-	cr_assert_eq(posix_spawn(&tt_pid, argv[0], &fa, NULL, argv, environ),
-		     0);
-	posix_spawn_file_actions_destroy(&fa);
+	tt_pid = kt_proc_spawn(argv, out, err, 0);
 
 	tt_converge(v, out, ns, "first list");
 	cr_assert_eq(v->n, 20);
@@ -314,11 +289,8 @@ Test(tail_real, survives_a_restart_and_a_compaction_with_an_exact_view,
 		  "no 410 in kubefan-tail's log (%s): the fault did not bite",
 		  err);
 
-	kill(tt_pid, SIGTERM);
-	cr_assert_eq(waitpid(tt_pid, &st, 0), tt_pid);
-	tt_pid = 0;
-	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0,
-		  "kubefan-tail did not exit cleanly: %d", st);
+	cr_assert_eq(kt_proc_stop(tt_pid, SIGTERM, 10), 0,
+		     "kubefan-tail did not exit cleanly");
 	tt_read(v, out);
 	unlink(out);
 	unlink(err);
