@@ -9,33 +9,16 @@
  * Needs `scripts/cluster up` and `eval "$(scripts/cluster env)"`.
  */
 #include <criterion/criterion.h>
-#include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "kube.h"
 #include "files.h"
 #include "clock.h"
-
-extern char **environ;
-
-static pid_t child;
-
-static void
-reap(void)
-{
-	if (child > 0) {
-		kill(child, SIGKILL);
-		waitpid(child, NULL, 0);
-		child = 0;
-	}
-}
+#include "proc.h"
 
 /* The whole log (malloc'd, NUL-terminated). */
 static char *
@@ -126,13 +109,13 @@ stat_of(const char *all, const char *line_prefix, const char *key)
 	return strtoll(p + strlen(k), NULL, 10);
 }
 
-Test(two_controllers, both_reconcile_every_change_on_one_watch, .fini = reap,
-     .timeout = 120)
+Test(two_controllers, both_reconcile_every_change_on_one_watch,
+     .fini = kt_proc_reap_all, .timeout = 120)
 {
 	char ns[128], log[256], want[512];
 	long long rv_pre, rv_a1, rv_b1, rv_a2, rv_pre2;
 	char *all;
-	int st;
+	pid_t child;
 	char *argv[] = {KF_TWO_CTL,
 			"--kubeconfig",
 			(char *)kt_env("KUBEFAN_TEST_KUBECONFIG"),
@@ -143,7 +126,6 @@ Test(two_controllers, both_reconcile_every_change_on_one_watch, .fini = reap,
 			"--duration",
 			"90",
 			NULL};
-	posix_spawn_file_actions_t fa;
 
 	kt_unique("kf-twoctl", ns, sizeof(ns));
 	kt_namespace(ns);
@@ -152,12 +134,7 @@ Test(two_controllers, both_reconcile_every_change_on_one_watch, .fini = reap,
 	/* One object exists before the example starts: the first list. */
 	rv_pre = put_cm("POST", ns, "pre", "\"team\":\"red\"", "\"k\":\"v\"");
 
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_addopen(&fa, 1, log,
-					 O_WRONLY | O_CREAT | O_TRUNC, 0644);
-	posix_spawn_file_actions_adddup2(&fa, 1, 2);
-	cr_assert_eq(posix_spawn(&child, argv[0], &fa, NULL, argv, environ), 0);
-	posix_spawn_file_actions_destroy(&fa);
+	child = kt_proc_spawn(argv, log, NULL, 0);
 	cr_assert(wait_line(log, "synced objects=1"), "example did not sync");
 	expect_both(log, ns, "pre", rv_pre, 1, "ok team=red");
 
@@ -179,10 +156,8 @@ Test(two_controllers, both_reconcile_every_change_on_one_watch, .fini = reap,
 	cr_assert(wait_line(log, want), "no line: %s", want);
 
 	/* Graceful stop: the counters at exit. */
-	kill(child, SIGTERM);
-	cr_assert_eq(waitpid(child, &st, 0), child);
-	child = 0;
-	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "exit status %d", st);
+	cr_assert_eq(kt_proc_stop(child, SIGTERM, 10), 0,
+		     "the example did not exit cleanly");
 	all = slurp(log);
 	cr_assert_eq(stat_of(all, "watch ", "watchers"), 1);
 	/* Both controllers on one watch request, unless the watch had to
