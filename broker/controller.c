@@ -261,7 +261,9 @@ ctl_promote_locked(kf_controller *c, int64_t now)
 static void
 ctl_schedule_locked(kf_controller *c, struct ctl_item *it, int64_t delay)
 {
-	int64_t due = ctl_now_ms() + delay;
+	int64_t now = ctl_now_ms();
+	/* Saturated: a huge delay is "not before the next event". */
+	int64_t due = delay > INT64_MAX - now ? INT64_MAX : now + delay;
 
 	if (it->delayed) {
 		if (due < it->due_ms) {
@@ -286,7 +288,8 @@ ctl_backoff(const kf_controller *c, uint32_t failures)
 	int64_t d = c->opts.backoff_base_ms;
 
 	for (uint32_t i = 1; i < failures && d < c->opts.backoff_max_ms; i++)
-		d *= 2;
+		d = d > c->opts.backoff_max_ms / 2 ? c->opts.backoff_max_ms
+						   : d * 2;
 	return d < c->opts.backoff_max_ms ? d : c->opts.backoff_max_ms;
 }
 

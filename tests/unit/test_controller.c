@@ -413,3 +413,35 @@ Test(controller, two_controllers_share_one_store)
 	free(a);
 	free(b);
 }
+
+/* Found by a newcomer's attack: now + requeue_ms overflowed (UBSan abort;
+ * in a release build the due time wrapped into the past and the ref was
+ * reconciled again at once, in a busy loop). */
+Test(controller, a_huge_requeue_delay_is_not_a_busy_loop)
+{
+	struct fake *f = fk_alloc(1024, NK);
+	struct rec *r = rec_new();
+	kf_controller *c;
+	kf_ctl_stats st;
+
+	fk_first_list(f, 0);
+	r->requeue_once = INT64_MAX;
+	r->fail_first[2] = 1;
+	c = ctl_new(f, r, 1, true);
+	r->pol_return = INT64_MAX; /* the error policy asks for forever */
+	cr_assert_eq(kf_controller_start(c), KF_OK);
+	fk_apply(f, 1);
+	fk_apply(f, 2);
+	cr_assert(wait_calls(r, 1, 1, 5000));
+	cr_assert(wait_calls(r, 2, 1, 5000));
+	sleep_ms(200);
+	cr_assert_eq(calls(r, 1), 1);
+	cr_assert_eq(calls(r, 2), 1);
+	kf_controller_stats(c, &st);
+	cr_assert_eq(st.queued, 2, "both wait, delayed");
+	fk_apply(f, 1); /* an event still runs it at once */
+	cr_assert(wait_calls(r, 1, 2, 5000));
+	kf_controller_free(c);
+	fk_unref(f);
+	free(r);
+}
