@@ -49,7 +49,11 @@ struct kf_controller {
 	size_t nready;
 	struct ctl_item **heap;
 	size_t nheap, heap_cap;
-	bool started, stopping, stopped;
+	/* started: threads run (or are to be joined); stopping: workers
+	 * end; closed: stop was called (no start, no enqueue); joined: a
+	 * stop from outside the callbacks joined the threads. */
+	bool started, stopping, closed, joined;
+	pthread_mutex_t life; /* start and stop from outside the callbacks */
 
 	pthread_t feeder;
 	pthread_t *workers;
@@ -57,6 +61,9 @@ struct kf_controller {
 
 	_Atomic uint64_t st_reconciles, st_errors, st_requeues;
 };
+
+/* The controller a worker on this thread serves (callbacks run there). */
+static _Thread_local kf_controller *ctl_self;
 
 static int64_t
 ctl_now_ms(void)
@@ -261,7 +268,9 @@ ctl_promote_locked(kf_controller *c, int64_t now)
 static void
 ctl_schedule_locked(kf_controller *c, struct ctl_item *it, int64_t delay)
 {
-	int64_t due = ctl_now_ms() + delay;
+	int64_t now = ctl_now_ms();
+	/* Saturated: a huge delay is "not before the next event". */
+	int64_t due = delay > INT64_MAX - now ? INT64_MAX : now + delay;
 
 	if (it->delayed) {
 		if (due < it->due_ms) {
@@ -286,7 +295,8 @@ ctl_backoff(const kf_controller *c, uint32_t failures)
 	int64_t d = c->opts.backoff_base_ms;
 
 	for (uint32_t i = 1; i < failures && d < c->opts.backoff_max_ms; i++)
-		d *= 2;
+		d = d > c->opts.backoff_max_ms / 2 ? c->opts.backoff_max_ms
+						   : d * 2;
 	return d < c->opts.backoff_max_ms ? d : c->opts.backoff_max_ms;
 }
 
@@ -342,6 +352,7 @@ ctl_worker(void *arg)
 {
 	kf_controller *c = arg;
 
+	ctl_self = c;
 	pthread_mutex_lock(&c->mu);
 	while (!c->stopping) {
 		int64_t next = ctl_promote_locked(c, ctl_now_ms());
@@ -439,6 +450,7 @@ ctl_alloc(kf_subscriber *sub, const kf_controller_opts *opts,
 	if (c->opts.backoff_max_ms <= 0)
 		c->opts.backoff_max_ms = 300000;
 	pthread_mutex_init(&c->mu, NULL);
+	pthread_mutex_init(&c->life, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&c->cv, &ca);
@@ -476,43 +488,78 @@ kf_controller_for_shared_stream(kf_store *s, const kf_controller_opts *opts,
 kf_err
 kf_controller_start(kf_controller *c)
 {
+	unsigned n = 0;
+	kf_err err = KF_OK;
+
+	pthread_mutex_lock(&c->life);
 	pthread_mutex_lock(&c->mu);
-	if (c->started) {
-		pthread_mutex_unlock(&c->mu);
-		return KF_EINVAL;
-	}
+	if (c->closed || c->started)
+		err = c->closed ? KF_ECLOSED : KF_EINVAL;
 	c->started = true;
 	pthread_mutex_unlock(&c->mu);
-	for (unsigned i = 0; i < c->nworkers; i++)
-		if (pthread_create(&c->workers[i], NULL, ctl_worker, c) != 0)
+	if (err != KF_OK) {
+		pthread_mutex_unlock(&c->life);
+		return err;
+	}
+	for (; n < c->nworkers; n++)
+		if (pthread_create(&c->workers[n], NULL, ctl_worker, c) != 0)
 			goto fail;
 	if (pthread_create(&c->feeder, NULL, ctl_feeder, c) != 0)
 		goto fail;
+	pthread_mutex_unlock(&c->life);
 	return KF_OK;
 
 fail:
 	kfi_log(KF_LOG_ERR, "KF-CTL-THREAD", "controller %s: no thread",
 		c->name);
+	/* Undo: the workers that started end at once; start may be tried
+	 * again. */
+	pthread_mutex_lock(&c->mu);
+	c->stopping = true;
+	pthread_cond_broadcast(&c->cv);
+	pthread_mutex_unlock(&c->mu);
+	for (unsigned i = 0; i < n; i++)
+		pthread_join(c->workers[i], NULL);
+	pthread_mutex_lock(&c->mu);
+	c->started = false;
+	c->stopping = c->closed;
+	pthread_mutex_unlock(&c->mu);
+	pthread_mutex_unlock(&c->life);
 	return KF_EIO;
 }
 
 void
 kf_controller_stop(kf_controller *c)
 {
+	bool from_callback = ctl_self == c;
 	bool join;
 
+	if (!from_callback)
+		pthread_mutex_lock(&c->life);
 	pthread_mutex_lock(&c->mu);
-	join = c->started && !c->stopped;
+	join = c->started && !c->joined && !from_callback;
+	if (join)
+		c->joined = true;
 	c->stopping = true;
-	c->stopped = true;
+	c->closed = true;
 	pthread_cond_broadcast(&c->cv);
 	pthread_mutex_unlock(&c->mu);
 	kf_subscriber_close(c->sub);
-	if (!join)
+	if (from_callback) {
+		/* A worker cannot join itself: the threads end, and a stop
+		 * or free from outside the callbacks joins them. */
+		kfi_log(KF_LOG_WARNING, "KF-CTL-STOP-CALLBACK",
+			"controller %s: stop called from a callback does not "
+			"wait; kf_controller_free() joins the threads",
+			c->name);
 		return;
-	pthread_join(c->feeder, NULL);
-	for (unsigned i = 0; i < c->nworkers; i++)
-		pthread_join(c->workers[i], NULL);
+	}
+	if (join) {
+		pthread_join(c->feeder, NULL);
+		for (unsigned i = 0; i < c->nworkers; i++)
+			pthread_join(c->workers[i], NULL);
+	}
+	pthread_mutex_unlock(&c->life);
 }
 
 void
@@ -533,6 +580,7 @@ kf_controller_free(kf_controller *c)
 	free(c->heap);
 	kf_subscriber_free(c->sub);
 	pthread_mutex_destroy(&c->mu);
+	pthread_mutex_destroy(&c->life);
 	pthread_cond_destroy(&c->cv);
 	free(c->workers);
 	free(c->name);
@@ -545,7 +593,7 @@ kf_controller_enqueue(kf_controller *c, const kf_objref *ref)
 	kf_err err;
 
 	pthread_mutex_lock(&c->mu);
-	err = c->stopping ? KF_ECLOSED : ctl_enqueue_locked(c, ref);
+	err = c->closed ? KF_ECLOSED : ctl_enqueue_locked(c, ref);
 	pthread_mutex_unlock(&c->mu);
 	return err;
 }

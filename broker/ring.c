@@ -431,7 +431,10 @@ ring_wait_blocking(struct kfi_ring *r, uint64_t need)
 				continue;
 			}
 			if (rd->deadline_ns == 0)
-				rd->deadline_ns = now + rd->block_ms * 1000000;
+				rd->deadline_ns =
+				    rd->block_ms > (INT64_MAX - now) / 1000000
+					? INT64_MAX /* saturated */
+					: now + rd->block_ms * 1000000;
 			if (now >= rd->deadline_ns) {
 				atomic_store(&rd->exempt, true);
 				rd->deadline_ns = 0;
@@ -765,6 +768,21 @@ kfi_ring_reader_alloc(struct kfi_ring *r, const kf_sub_opts *opts,
 	struct kfi_ring_reader *rd;
 	kf_err err;
 
+	if (opts != NULL && opts->policy != KF_SUB_DROP &&
+	    opts->policy != KF_SUB_BLOCK) {
+		kfi_log(KF_LOG_ERR, "KF-SUB-OPTS",
+			"subscribe: policy %d is neither KF_SUB_DROP nor "
+			"KF_SUB_BLOCK",
+			(int)opts->policy);
+		return KF_EINVAL;
+	}
+	if (opts != NULL && opts->block_timeout_ms < 0) {
+		kfi_log(KF_LOG_ERR, "KF-SUB-OPTS",
+			"subscribe: block_timeout_ms %lld is negative (0 "
+			"means the default)",
+			(long long)opts->block_timeout_ms);
+		return KF_EINVAL;
+	}
 	rd = aligned_alloc(64, (sizeof(*rd) + 63) / 64 * 64);
 	if (rd == NULL)
 		return KF_ENOMEM;

@@ -569,7 +569,11 @@ kf_subscriber_try_next(kf_subscriber *sub, kf_event *ev)
 kf_err
 kf_subscriber_next(kf_subscriber *sub, int64_t timeout_ms, kf_event *ev)
 {
-	int64_t deadline = timeout_ms > 0 ? sub_now_ms() + timeout_ms : 0;
+	int64_t now = sub_now_ms();
+	/* Saturated: a huge timeout waits as long as -1 does. */
+	int64_t deadline = timeout_ms <= 0		  ? 0
+			   : timeout_ms > INT64_MAX - now ? INT64_MAX
+							  : now + timeout_ms;
 
 	/* Each turn either delivers or sleeps until a publish or close. */
 	for (;;) {

@@ -67,11 +67,15 @@ KF_API kf_err kf_controller_for_shared_stream(kf_store *s,
 					      const kf_controller_opts *opts,
 					      kf_controller **out);
 
+/* KF_EINVAL when started already, KF_ECLOSED after kf_controller_stop(),
+ * KF_EIO when a thread cannot start (the threads already started are
+ * ended; start may be tried again). */
 KF_API kf_err kf_controller_start(kf_controller *c);
 
 /* Graceful: no new reconcile starts; running ones finish; threads are
- * joined. Refs still queued are dropped. Idempotent. Not from a
- * callback. */
+ * joined. Refs still queued are dropped. Idempotent. From a callback it
+ * stops the controller without waiting (a worker cannot join itself;
+ * logged as KF-CTL-STOP-CALLBACK) and kf_controller_free() joins. */
 KF_API void kf_controller_stop(kf_controller *c);
 
 KF_API void kf_controller_free(kf_controller *c);

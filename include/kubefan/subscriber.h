@@ -57,7 +57,8 @@ typedef struct kf_sub_opts {
 	kf_sub_policy policy;
 	/* KF_SUB_BLOCK: how long the writer waits for this subscriber on
 	 * one event before it marks it lagged and stops waiting for it
-	 * (until it reads again). 0 means the default, 1000 ms. */
+	 * (until it reads again). 0 means the default, 1000 ms; negative
+	 * is KF_EINVAL; a huge value waits as long as the reader takes. */
 	int64_t block_timeout_ms;
 } kf_sub_opts;
 
@@ -70,7 +71,8 @@ typedef struct kf_sub_stats {
 } kf_sub_stats;
 
 /* Subscribe to a shared store. opts may be NULL (defaults). KF_EINVAL on a
- * store without a ring. The handle keeps the store alive. */
+ * store without a ring, an unknown policy or a negative block_timeout_ms
+ * (logged as KF-SUB-OPTS). The handle keeps the store alive. */
 KF_API kf_err kf_store_subscribe(kf_store *s, const kf_sub_opts *opts,
 				 kf_subscriber **out);
 

@@ -413,3 +413,132 @@ Test(controller, two_controllers_share_one_store)
 	free(a);
 	free(b);
 }
+
+/* Found by a newcomer's attack: now + requeue_ms overflowed (UBSan abort;
+ * in a release build the due time wrapped into the past and the ref was
+ * reconciled again at once, in a busy loop). */
+Test(controller, a_huge_requeue_delay_is_not_a_busy_loop)
+{
+	struct fake *f = fk_alloc(1024, NK);
+	struct rec *r = rec_new();
+	kf_controller *c;
+	kf_ctl_stats st;
+
+	fk_first_list(f, 0);
+	r->requeue_once = INT64_MAX;
+	r->fail_first[2] = 1;
+	c = ctl_new(f, r, 1, true);
+	r->pol_return = INT64_MAX; /* the error policy asks for forever */
+	cr_assert_eq(kf_controller_start(c), KF_OK);
+	fk_apply(f, 1);
+	fk_apply(f, 2);
+	cr_assert(wait_calls(r, 1, 1, 5000));
+	cr_assert(wait_calls(r, 2, 1, 5000));
+	sleep_ms(200);
+	cr_assert_eq(calls(r, 1), 1);
+	cr_assert_eq(calls(r, 2), 1);
+	kf_controller_stats(c, &st);
+	cr_assert_eq(st.queued, 2, "both wait, delayed");
+	fk_apply(f, 1); /* an event still runs it at once */
+	cr_assert(wait_calls(r, 1, 2, 5000));
+	kf_controller_free(c);
+	fk_unref(f);
+	free(r);
+}
+
+/* Found by a newcomer's attack: start after stop started threads that no
+ * stop or free ever joined (free then freed what they still used). */
+Test(controller, start_after_stop_is_refused)
+{
+	struct fake *f = fk_alloc(1024, NK);
+	struct rec *r = rec_new();
+	kf_controller *c;
+
+	fk_first_list(f, 0);
+	c = ctl_new(f, r, 2, false);
+	kf_controller_stop(c);
+	cr_assert_eq(kf_controller_start(c), KF_ECLOSED);
+	kf_controller_stop(c);
+	kf_controller_free(c);
+	fk_unref(f);
+	free(r);
+}
+
+/* Found by a newcomer's attack: a thread that could not start left the
+ * controller "started" with threads never created, which stop then
+ * joined. Now start undoes what it started and may be tried again. */
+Test(controller, a_failed_start_can_be_retried)
+{
+	struct fake *f = fk_alloc(1024, NK);
+	struct rec *r = rec_new();
+	pthread_attr_t def, huge;
+	kf_controller *c;
+
+	fk_first_list(f, 0);
+	c = ctl_new(f, r, 3, false);
+	cr_assert_eq(pthread_getattr_default_np(&def), 0);
+	pthread_attr_init(&huge);
+	/* No thread can get a 16 TiB stack. */
+	pthread_attr_setstacksize(&huge, (size_t)1 << 44);
+	cr_assert_eq(pthread_setattr_default_np(&huge), 0);
+	cr_assert_eq(kf_controller_start(c), KF_EIO);
+	cr_assert_eq(pthread_setattr_default_np(&def), 0);
+	cr_assert_eq(kf_controller_start(c), KF_OK);
+	fk_apply(f, 1);
+	cr_assert(wait_calls(r, 1, 1, 5000));
+	kf_controller_free(c);
+	pthread_attr_destroy(&huge);
+	pthread_attr_destroy(&def);
+	fk_unref(f);
+	free(r);
+}
+
+struct self_stop {
+	kf_controller *c;
+	_Atomic bool stop_returned;
+	_Atomic bool done;
+};
+
+static kf_err
+stop_inside(void *arg, const kf_objref *ref, kf_object *obj,
+	    int64_t *requeue_ms)
+{
+	struct self_stop *ss = arg;
+
+	kf_controller_stop(ss->c);
+	kf_controller_stop(ss->c); /* twice is fine */
+	atomic_store(&ss->stop_returned, true);
+	sleep_ms(100); /* the caller frees meanwhile */
+	atomic_store(&ss->done, true);
+	return KF_OK;
+}
+
+/* Found by a newcomer's attack: stop from inside reconcile tried to join
+ * its own thread and marked the controller stopped, so a free right after
+ * it freed the controller while that worker still ran. */
+Test(controller, stop_from_a_callback_does_not_wait_and_free_joins)
+{
+	struct fake *f = fk_alloc(1024, NK);
+	struct self_stop ss = {0};
+	kf_controller_opts o = {
+	    .name = "self-stop",
+	    .workers = 2,
+	    .reconcile = stop_inside,
+	    .arg = &ss,
+	};
+	kf_objref ref = {.kind = "ConfigMap", .namespace_ = "ns", .name = "k1"};
+	int64_t end = now_ms() + 5000;
+
+	fk_first_list(f, 0);
+	cr_assert_eq(kfi_controller_alloc(fk_subscribe(f, NULL), &o, &ss.c),
+		     KF_OK);
+	cr_assert_eq(kf_controller_start(ss.c), KF_OK);
+	fk_apply(f, 1);
+	while (!atomic_load(&ss.stop_returned) && now_ms() < end)
+		sleep_ms(1);
+	cr_assert(atomic_load(&ss.stop_returned), "stop did not return");
+	cr_assert_eq(kf_controller_enqueue(ss.c, &ref), KF_ECLOSED);
+	kf_controller_free(ss.c); /* waits for the callback */
+	cr_assert(atomic_load(&ss.done));
+	fk_unref(f);
+}

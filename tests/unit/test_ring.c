@@ -379,6 +379,70 @@ Test(ring, blocking_policy_waits_until_the_deadline_then_lags)
 	fk_unref(f);
 }
 
+struct pub_arg {
+	struct fake *f;
+	_Atomic bool done;
+};
+
+static void *
+publish_one(void *p)
+{
+	struct pub_arg *a = p;
+
+	fk_apply(a->f, 0);
+	atomic_store(&a->done, true);
+	return NULL;
+}
+
+/* Found by a newcomer's attack: now + block_timeout_ms * 10^6 overflowed
+ * (UBSan abort; in a release build the deadline wrapped into the past and
+ * the writer did not wait at all). A huge deadline now saturates. */
+Test(ring, blocking_policy_with_a_huge_deadline_keeps_waiting)
+{
+	struct fake *f = fk_alloc(2, 4);
+	kf_sub_opts block = {.policy = KF_SUB_BLOCK,
+			     .block_timeout_ms = INT64_MAX};
+	struct pub_arg a = {.f = f};
+	kf_subscriber *s;
+	pthread_t t;
+
+	fk_first_list(f, 0);
+	s = fk_subscribe(f, &block);
+	expect(s, KF_EV_INIT, -1);
+	expect(s, KF_EV_INIT_DONE, -1);
+	fk_apply(f, 0);
+	fk_apply(f, 0);
+	pthread_create(&t, NULL, publish_one, &a);
+	sleep_ms_ring(150);
+	cr_assert_not(atomic_load(&a.done), "the writer did not wait");
+	expect(s, KF_EV_APPLY, 1);
+	pthread_join(t, NULL);
+	cr_assert(atomic_load(&a.done));
+	expect(s, KF_EV_APPLY, 2);
+	expect(s, KF_EV_APPLY, 3);
+	kf_subscriber_free(s);
+	fk_unref(f);
+}
+
+/* Found by a newcomer's attack: a negative block_timeout_ms silently
+ * meant 1000 ms and an unknown policy silently meant KF_SUB_DROP. */
+Test(ring, subscribe_refuses_an_unknown_policy_or_a_negative_deadline)
+{
+	struct fake *f = fk_alloc(2, 4);
+	kf_sub_opts bad_policy = {.policy = (kf_sub_policy)7};
+	kf_sub_opts negative = {.policy = KF_SUB_BLOCK, .block_timeout_ms = -1};
+	struct kfi_sub_source src = {.ring = f->ring, .ops = &fk_ops, .arg = f};
+	kf_subscriber *s = NULL;
+
+	atomic_fetch_add(&f->refs, 1);
+	cr_assert_eq(kfi_subscriber_alloc(&src, &bad_policy, &s), KF_EINVAL);
+	cr_assert_null(s);
+	atomic_fetch_add(&f->refs, 1);
+	cr_assert_eq(kfi_subscriber_alloc(&src, &negative, &s), KF_EINVAL);
+	cr_assert_null(s);
+	fk_unref(f);
+}
+
 static void *
 slow_consumer(void *p)
 {

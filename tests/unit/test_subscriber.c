@@ -142,6 +142,45 @@ Test(subscriber, close_from_another_thread_wakes_next_and_spares_the_others)
 	fk_unref(f);
 }
 
+struct huge_wait {
+	kf_subscriber *sub;
+	kf_err err;
+	kf_event ev;
+};
+
+static void *
+huge_next(void *p)
+{
+	struct huge_wait *h = p;
+
+	h->err = kf_subscriber_next(h->sub, INT64_MAX, &h->ev);
+	return NULL;
+}
+
+/* Found by a newcomer's attack: now + INT64_MAX overflowed, so the
+ * longest timeout returned KF_ETIMEDOUT at once (UBSan: signed overflow). */
+Test(subscriber, a_huge_timeout_waits_for_the_event)
+{
+	struct fake *f = fk_alloc(64, 8);
+	struct huge_wait h = {0};
+	kf_event ev;
+	pthread_t t;
+
+	fk_first_list(f, 0);
+	h.sub = fk_subscribe(f, NULL);
+	cr_assert_eq(kf_subscriber_next(h.sub, 0, &ev), KF_OK);
+	cr_assert_eq(kf_subscriber_next(h.sub, 0, &ev), KF_OK);
+	cr_assert_eq(ev.type, KF_EV_INIT_DONE);
+	pthread_create(&t, NULL, huge_next, &h);
+	sleep_ms(100);
+	fk_apply(f, 1);
+	pthread_join(t, NULL);
+	cr_assert_eq(h.err, KF_OK);
+	cr_assert_eq(h.ev.type, KF_EV_APPLY);
+	kf_subscriber_free(h.sub);
+	fk_unref(f);
+}
+
 /* K11, subscriber side: attached before the list completes. */
 Test(subscriber, before_the_first_list_init_comes_at_once_then_the_frame)
 {
