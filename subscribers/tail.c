@@ -1165,8 +1165,18 @@ main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (optind < argc || t.resource == NULL || (t.ns != NULL && t.all)) {
-		usage(stderr);
+	if (optind < argc) {
+		fprintf(stderr, "kubefan-tail: unexpected argument '%s'\n",
+			argv[optind]);
+		return 2;
+	}
+	if (t.resource == NULL) {
+		fprintf(stderr, "kubefan-tail: --resource is required\n");
+		return 2;
+	}
+	if (t.ns != NULL && t.all) {
+		fprintf(stderr, "kubefan-tail: -n and -A cannot be given "
+				"together\n");
 		return 2;
 	}
 	if (t.broker != NULL && direct_only) {

@@ -1,9 +1,9 @@
 /*
  * kubefan-tail's checks of its arguments, run as the program: each bad
- * --broker, --rep, --stream or --resource is refused with exit status 2
- * and a message naming the flag, the value and what is wrong, before any
- * connection is tried. KUBECONFIG points nowhere, so nothing here can
- * reach a cluster even when a check is missing.
+ * --broker, --rep, --stream or --resource, and a missing --resource, is
+ * refused with exit status 2 and a message naming the flag, the value and
+ * what is wrong, before any connection is tried. KUBECONFIG points nowhere, so
+ * nothing here can reach a cluster even when a check is missing.
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -156,4 +156,17 @@ Test(tail_args, a_timeout_nng_cannot_hold_is_refused, .timeout = 60)
 		expect_refused(args, "--timeout takes seconds from 0.001 to "
 				     "2147483, not");
 	}
+}
+
+/* A missing --resource (and a stray word, or -n with -A) printed only the
+ * usage, with no line saying what was wrong. */
+Test(tail_args, a_missing_resource_is_named)
+{
+	expect_refused("--timeout 0.2 --broker ipc:///tmp/kf-none.pub",
+		       "kubefan-tail: --resource is required\n");
+	expect_refused("", "kubefan-tail: --resource is required\n");
+	expect_refused("--resource configmaps extra",
+		       "kubefan-tail: unexpected argument 'extra'\n");
+	expect_refused("--resource configmaps -n demo -A",
+		       "kubefan-tail: -n and -A cannot be given together\n");
 }
