@@ -1152,16 +1152,23 @@ kc_root_field(struct kc_ctx *x, void *obj, int key, yaml_node_t *v,
 	}
 }
 
+/* "YAML syntax error at line L column C: what libyaml says", as
+ * kubefand's configuration says "path:L: YAML syntax error: ...". */
 static kf_err
-kc_yaml_error(struct kc_ctx *x, const yaml_parser_t *p)
+kc_yaml_error(struct kc_ctx *x, const yaml_parser_t *p, const uint8_t *data,
+	      size_t len)
 {
+	const char *kind;
+	char detail[200];
+	size_t line, column;
+
 	if (p->error == YAML_MEMORY_ERROR)
 		return kc_oom(x);
+	kf_yaml_problem(p, data, len, &kind, detail, sizeof(detail), &line,
+			&column);
 	return kc_fail(x, KF_EPARSE, NULL, NULL,
-		       "YAML error at line %zu column %zu: %s%s%s",
-		       p->problem_mark.line + 1, p->problem_mark.column + 1,
-		       p->problem ? p->problem : "malformed",
-		       p->context ? " " : "", p->context ? p->context : "");
+		       "%s at line %zu column %zu: %s", kind, line, column,
+		       detail);
 }
 
 /* The event pass (see the top of the file): nesting within KF_YAML_MAX_DEPTH.
@@ -1188,7 +1195,7 @@ kc_check_depth(struct kc_ctx *x, const uint8_t *data, size_t len)
 		int bad;
 
 		if (!yaml_parser_parse(&p, &ev)) {
-			e = kc_yaml_error(x, &p);
+			e = kc_yaml_error(x, &p, data, len);
 			break;
 		}
 		type = ev.type;
@@ -1245,7 +1252,7 @@ kc_parse_file(const char *label, const char *dir, const uint8_t *data,
 	}
 	yaml_parser_set_input_string(&parser, data, len);
 	if (!yaml_parser_load(&parser, &doc)) {
-		e = kc_yaml_error(&x, &parser);
+		e = kc_yaml_error(&x, &parser, data, len);
 		yaml_parser_delete(&parser);
 		kc_file_free(f);
 		return e;

@@ -477,9 +477,10 @@ struct bad_case {
 
 static const struct bad_case bad_cases[] = {
     {"bad-syntax.yaml", KF_EPARSE,
-     "YAML error at line 4 column 6: did not find expected ',' or ']' "
-     "while parsing a flow sequence"},
-    {"bad-utf8.yaml", KF_EPARSE, "YAML error at line"},
+     "YAML syntax error at line 4 column 6: did not find expected ',' or "
+     "']' while parsing a flow sequence"},
+    {"bad-utf8.yaml", KF_EPARSE,
+     "invalid text at line 4 column 10: invalid leading UTF-8 octet"},
     {"bad-root-list.yaml", KF_ECONFIG,
      "the document is a list, not a mapping (line 1)"},
     {"bad-clusters-mapping.yaml", KF_ECONFIG,
