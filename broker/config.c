@@ -277,6 +277,23 @@ yscalar(yaml_node_t *n)
 		   : NULL;
 }
 
+/* A document with no content: no node, or a plain empty or null scalar
+ * (a file of comments, or "---", or "~"). */
+static bool
+ynull(const yaml_node_t *n)
+{
+	const char *v;
+
+	if (n == NULL)
+		return true;
+	if (n->type != YAML_SCALAR_NODE ||
+	    n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+		return false;
+	v = (const char *)n->data.scalar.value;
+	return v[0] == '\0' || strcmp(v, "~") == 0 || strcmp(v, "null") == 0 ||
+	       strcmp(v, "Null") == 0 || strcmp(v, "NULL") == 0;
+}
+
 /* "path:line: key: \"value\": what", for a bad value. */
 static int
 yfail_v(struct yload *y, yaml_node_t *n, const char *what, const char *key)
@@ -564,6 +581,25 @@ read_file(const char *path, unsigned char **out, size_t *n, char *err,
 	return 0;
 }
 
+/* "path:line: YAML syntax error: what libyaml says", as the kubeconfig's
+ * "YAML syntax error at line L column C: ...". */
+static void
+yproblem(const char *path, const yaml_parser_t *p, const unsigned char *data,
+	 size_t n, char *err, size_t len)
+{
+	const char *kind;
+	char detail[256];
+	size_t line, column;
+
+	if (p->error == YAML_MEMORY_ERROR) {
+		snprintf(err, len, "%s: out of memory", path);
+		return;
+	}
+	kf_yaml_problem(p, data, n, &kind, detail, sizeof(detail), &line,
+			&column);
+	snprintf(err, len, "%s:%zu: %s: %s", path, line, kind, detail);
+}
+
 /* The event pass (see the top of the file): nesting within KF_YAML_MAX_DEPTH,
  * one document, and YAML that parses. */
 static int
@@ -589,9 +625,7 @@ ycheck_shape(const char *path, const unsigned char *data, size_t n, char *err,
 		int bad;
 
 		if (!yaml_parser_parse(&p, &ev)) {
-			snprintf(err, len, "%s:%zu: %s", path,
-				 p.problem_mark.line + 1,
-				 p.problem ? p.problem : "not YAML");
+			yproblem(path, &p, data, n, err, len);
 			rc = -1;
 			break;
 		}
@@ -640,16 +674,25 @@ kd_cfg_load_file(struct kd_cfg *c, const char *path, char *err, size_t len)
 	}
 	yaml_parser_set_input_string(&parser, data, n);
 	if (!yaml_parser_load(&parser, &doc)) {
-		snprintf(err, len, "%s:%zu: %s", path,
-			 parser.problem_mark.line + 1,
-			 parser.problem ? parser.problem : "not YAML");
+		yproblem(path, &parser, data, n, err, len);
 		yaml_parser_delete(&parser);
 		free(data);
 		return -1;
 	}
 	root = yaml_document_get_root_node(&doc);
-	if (root == NULL || root->type != YAML_MAPPING_NODE) {
-		rc = yfail(&y, root, "the file must be a mapping", NULL);
+	if (ynull(root)) {
+		snprintf(err, len,
+			 "%s: the file is empty (it must be a mapping of "
+			 "settings, such as resources:)",
+			 path);
+		rc = -1;
+	} else if (root->type != YAML_MAPPING_NODE) {
+		rc = yfail(&y, root,
+			   root->type == YAML_SEQUENCE_NODE
+			       ? "the file is a list, not a mapping of settings"
+			       : "the file is a string, not a mapping of "
+				 "settings",
+			   NULL);
 	} else {
 		for (yaml_node_pair_t *p = root->data.mapping.pairs.start;
 		     rc == 0 && p < root->data.mapping.pairs.top; p++) {

@@ -1152,16 +1152,23 @@ kc_root_field(struct kc_ctx *x, void *obj, int key, yaml_node_t *v,
 	}
 }
 
+/* "YAML syntax error at line L column C: what libyaml says", as
+ * kubefand's configuration says "path:L: YAML syntax error: ...". */
 static kf_err
-kc_yaml_error(struct kc_ctx *x, const yaml_parser_t *p)
+kc_yaml_error(struct kc_ctx *x, const yaml_parser_t *p, const uint8_t *data,
+	      size_t len)
 {
+	const char *kind;
+	char detail[200];
+	size_t line, column;
+
 	if (p->error == YAML_MEMORY_ERROR)
 		return kc_oom(x);
+	kf_yaml_problem(p, data, len, &kind, detail, sizeof(detail), &line,
+			&column);
 	return kc_fail(x, KF_EPARSE, NULL, NULL,
-		       "YAML error at line %zu column %zu: %s%s%s",
-		       p->problem_mark.line + 1, p->problem_mark.column + 1,
-		       p->problem ? p->problem : "malformed",
-		       p->context ? " " : "", p->context ? p->context : "");
+		       "%s at line %zu column %zu: %s", kind, line, column,
+		       detail);
 }
 
 /* The event pass (see the top of the file): nesting within KF_YAML_MAX_DEPTH.
@@ -1188,7 +1195,7 @@ kc_check_depth(struct kc_ctx *x, const uint8_t *data, size_t len)
 		int bad;
 
 		if (!yaml_parser_parse(&p, &ev)) {
-			e = kc_yaml_error(x, &p);
+			e = kc_yaml_error(x, &p, data, len);
 			break;
 		}
 		type = ev.type;
@@ -1245,7 +1252,7 @@ kc_parse_file(const char *label, const char *dir, const uint8_t *data,
 	}
 	yaml_parser_set_input_string(&parser, data, len);
 	if (!yaml_parser_load(&parser, &doc)) {
-		e = kc_yaml_error(&x, &parser);
+		e = kc_yaml_error(&x, &parser, data, len);
 		yaml_parser_delete(&parser);
 		kc_file_free(f);
 		return e;
@@ -1685,10 +1692,11 @@ kfi_kubeconfig_parse(const char *label, const char *dir, const uint8_t *data,
 /* ---- files ---- */
 
 /* Read a whole file of at most KC_MAX_FILE bytes. ENOENT is reported
- * as KF_ENOTFOUND so $KUBECONFIG can skip missing files. */
+ * as KF_ENOTFOUND so $KUBECONFIG can skip missing files; *open_err is
+ * the errno of a file that cannot be opened, else 0. */
 static kf_err
 kc_read(const char *path, char *errbuf, size_t errlen, uint8_t **data,
-	size_t *len)
+	size_t *len, int *open_err)
 {
 	FILE *fp = fopen(path, "rb");
 	struct stat st;
@@ -1696,8 +1704,10 @@ kc_read(const char *path, char *errbuf, size_t errlen, uint8_t **data,
 	size_t n;
 	int err;
 
+	*open_err = 0;
 	if (fp == NULL) {
 		err = errno;
+		*open_err = err;
 		snprintf(errbuf, errlen, "kubeconfig %s: cannot read: %s", path,
 			 strerror(err));
 		return err == ENOENT ? KF_ENOTFOUND : KF_ECONFIG;
@@ -1757,13 +1767,17 @@ kc_abs(const char *path, char **abs, char **dir)
 	return KF_OK;
 }
 
+/* One file read and parsed; *open_err as kc_read's. */
 static kf_err
-kc_load_one(const char *path, char *errbuf, size_t errlen, struct kc_file **out)
+kc_load_one(const char *path, char *errbuf, size_t errlen, int *open_err,
+	    struct kc_file **out)
 {
 	uint8_t *data = NULL;
 	size_t len = 0;
 	char *abs, *dir;
 	kf_err e;
+
+	*open_err = 0;
 
 	if ((e = kc_abs(path, &abs, &dir)) != KF_OK) {
 		snprintf(errbuf, errlen, "kubeconfig %s: %s", path,
@@ -1771,7 +1785,7 @@ kc_load_one(const char *path, char *errbuf, size_t errlen, struct kc_file **out)
 					: "cannot find the current directory");
 		return e == KF_ENOMEM ? e : KF_ECONFIG;
 	}
-	if ((e = kc_read(path, errbuf, errlen, &data, &len)) == KF_OK)
+	if ((e = kc_read(path, errbuf, errlen, &data, &len, open_err)) == KF_OK)
 		e = kc_parse_file(path, dir, data, len, errbuf, errlen, out);
 	free(data);
 	free(abs);
@@ -1810,6 +1824,7 @@ kfi_kubeconfig_load(const char *path, const char *context,
 	size_t n = 0;
 	struct kc_set s;
 	kf_err e = KF_OK;
+	int open_err;
 
 	memset(out, 0, sizeof(*out));
 	if (errbuf != NULL && errlen > 0)
@@ -1821,7 +1836,17 @@ kfi_kubeconfig_load(const char *path, const char *context,
 		path = def;
 	}
 	if (path != NULL) {
-		if ((e = kc_load_one(path, errbuf, errlen, &files[0])) != KF_OK)
+		e = kc_load_one(path, errbuf, errlen, &open_err, &files[0]);
+		/* The default that cannot be opened: say why that file was
+		 * looked for, since nobody named it. */
+		if (e != KF_OK && open_err != 0 && path == def)
+			snprintf(errbuf, errlen,
+				 KFI_KUBECONFIG_NONE
+				 ": no path given (--kubeconfig), $KUBECONFIG "
+				 "is %s and the default %s cannot be read: %s",
+				 env == NULL ? "unset" : "empty", def,
+				 strerror(open_err));
+		if (e != KF_OK)
 			return e == KF_ENOTFOUND ? KF_ECONFIG : e;
 		s.files = files;
 		s.n = 1;
@@ -1851,7 +1876,7 @@ kfi_kubeconfig_load(const char *path, const char *context,
 			e = KF_ECONFIG;
 			break;
 		}
-		e = kc_load_one(tok, errbuf, errlen, &files[n]);
+		e = kc_load_one(tok, errbuf, errlen, &open_err, &files[n]);
 		if (e == KF_OK)
 			n++;
 		else if (e == KF_ENOTFOUND)

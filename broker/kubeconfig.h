@@ -64,6 +64,11 @@ struct kfi_kubeconfig {
 	char *namespace;
 };
 
+/* How kfi_kubeconfig_load's message starts when path and $KUBECONFIG
+ * name nothing and ~/.kube/config cannot be opened: no kubeconfig at all
+ * (a caller that has another source, as in-cluster, can say so). */
+#define KFI_KUBECONFIG_NONE "no kubeconfig found"
+
 /* Load a context. path NULL: every existing file of $KUBECONFIG, merged
  * (the first file to name a cluster, user or context, or to set
  * current-context, wins), or ~/.kube/config when $KUBECONFIG is unset or

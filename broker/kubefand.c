@@ -26,6 +26,7 @@
 
 #include "config.h"
 #include "httpd.h"
+#include "kubeconfig.h"
 #include "kubefan/conn.h"
 #include "kubefan/log.h"
 #include "kubefan/object.h"
@@ -767,8 +768,21 @@ main(int argc, char **argv)
 		return 2;
 	}
 	if ((e = open_conn(&d, err, sizeof(err))) != KF_OK) {
-		say(&d, KF_LOG_ERR, "KF-DAEMON-CONN", "credentials: %s: %s",
-		    kf_strerror(e), err);
+		/* Without any kubeconfig, the other source is not there
+		 * either (open_conn tried the service account if it were). */
+		if (strncmp(err, KFI_KUBECONFIG_NONE,
+			    strlen(KFI_KUBECONFIG_NONE)) == 0)
+			snprintf(err + strlen(err), sizeof(err) - strlen(err),
+				 "; not in a cluster either "
+				 "($KUBERNETES_SERVICE_HOST is unset, so no "
+				 "service account)");
+		/* --check-config prints its findings as plain lines. */
+		if (d.c.check_only)
+			fprintf(stderr, "kubefand: credentials: %s: %s\n",
+				kf_strerror(e), err);
+		else
+			say(&d, KF_LOG_ERR, "KF-DAEMON-CONN",
+			    "credentials: %s: %s", kf_strerror(e), err);
 		return d.c.check_only ? 2 : 1;
 	}
 	if (d.c.check_only && check_http(&d.c, err, sizeof(err)) != KF_OK) {

@@ -65,4 +65,33 @@ kf_yaml_bound_step(struct kf_yaml_bound *b, const yaml_event_t *ev, char *msg,
 	return -1;
 }
 
+/* Why libyaml's parser p failed on data[0..n), for an error message:
+ * *kind is "YAML syntax error", or "invalid text" when the bytes are not
+ * text libyaml reads (bad UTF-8, control characters); detail gets
+ * libyaml's problem and its context; *line and *column (from 1) are
+ * where. libyaml gives a reader error only as a byte offset, so its line
+ * is counted here (at most n bytes). */
+static inline void
+kf_yaml_problem(const yaml_parser_t *p, const unsigned char *data, size_t n,
+		const char **kind, char *detail, size_t len, size_t *line,
+		size_t *column)
+{
+	const char *problem = p->problem ? p->problem : "malformed";
+
+	*line = p->problem_mark.line + 1;
+	*column = p->problem_mark.column + 1;
+	*kind = "YAML syntax error";
+	if (p->error == YAML_READER_ERROR) {
+		*kind = "invalid text";
+		*line = 1;
+		*column = 1;
+		for (size_t i = 0; i < p->problem_offset && i < n; i++) {
+			*column = data[i] == '\n' ? 1 : *column + 1;
+			*line += data[i] == '\n';
+		}
+	}
+	snprintf(detail, len, "%s%s%s", problem, p->context ? " " : "",
+		 p->context ? p->context : "");
+}
+
 #endif

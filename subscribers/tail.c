@@ -31,6 +31,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <netdb.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -40,6 +41,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -807,6 +809,126 @@ check_addrs(const struct tail_opts *t)
 	return 0;
 }
 
+/* The host of a tcp:// or tls+tcp:// address that addr_problem accepted,
+ * into buf without IPv6 brackets and without nng's "SOURCE;" prefix of a
+ * dialer; false for ipc:// or a host longer than buf. */
+static bool
+tcp_host(const char *a, char *buf, size_t len)
+{
+	const char *hp, *colon, *semi;
+	size_t n;
+
+	if (is_scheme(a, "tcp://"))
+		hp = a + 6;
+	else if (is_scheme(a, "tls+tcp://"))
+		hp = a + 10;
+	else
+		return false;
+	colon = strrchr(hp, ':');
+	semi = memchr(hp, ';', (size_t)(colon - hp));
+	if (semi != NULL)
+		hp = semi + 1;
+	n = (size_t)(colon - hp);
+	if (n >= 2 && hp[0] == '[' && hp[n - 1] == ']') {
+		hp++;
+		n -= 2;
+	}
+	if (n == 0 || n >= len)
+		return false;
+	memcpy(buf, hp, n);
+	buf[n] = '\0';
+	return true;
+}
+
+/* One name lookup in flight. Static: a lookup given up on at the timeout
+ * may still be running in glibc's thread, which reads the name and hints
+ * until it ends; the process exits soon after. */
+static struct {
+	char host[256];
+	struct addrinfo hints;
+	struct gaicb req;
+} lookup;
+
+/* Resolve host as nng's tcp dialer will (any family), waiting at most
+ * timeout_s: 0, the getaddrinfo error, or EAI_AGAIN with *late set when
+ * the time ran out. A signal ends the wait as a time-out does. */
+static int
+resolve(const char *host, double timeout_s, bool *late)
+{
+	struct gaicb *list[1] = {&lookup.req};
+	double deadline = now_s() + timeout_s;
+	int rv;
+
+	*late = false;
+	snprintf(lookup.host, sizeof(lookup.host), "%s", host);
+	memset(&lookup.hints, 0, sizeof(lookup.hints));
+	lookup.hints.ai_family = AF_UNSPEC;
+	lookup.hints.ai_socktype = SOCK_STREAM;
+	lookup.req =
+	    (struct gaicb){.ar_name = lookup.host, .ar_request = &lookup.hints};
+	if ((rv = getaddrinfo_a(GAI_NOWAIT, list, 1, NULL)) != 0)
+		return rv;
+	/* Each turn waits out the rest of the time; a signal that is not
+	 * SIGINT or SIGTERM can cut a turn short. */
+	while ((rv = gai_error(&lookup.req)) == EAI_INPROGRESS) {
+		double left = deadline - now_s();
+		struct timespec ts;
+
+		if (left <= 0 || tail_stop) {
+			gai_cancel(&lookup.req);
+			*late = true;
+			return EAI_AGAIN;
+		}
+		ts.tv_sec = (time_t)left;
+		ts.tv_nsec = (long)((left - (double)ts.tv_sec) * 1e9);
+		gai_suspend((const struct gaicb *const *)list, 1, &ts);
+	}
+	if (rv == 0)
+		freeaddrinfo(lookup.req.ar_result);
+	return rv;
+}
+
+/* The tcp hosts of the broker addresses resolved before any is dialed,
+ * so that a name that does not resolve is named as such rather than
+ * reported as a broker that does not answer. 0; 2 when the resolver
+ * says the name has no address (the argument is wrong); 1 when it could
+ * not answer (no DNS server, a time-out: the environment is at fault). */
+static int
+resolve_addrs(const struct tail_opts *t)
+{
+	const char *flag[] = {"--broker", "--rep", "--refs"};
+	const char *addr[] = {t->broker, t->rep, t->refs};
+	char host[256];
+
+	for (size_t i = 0; i < 3; i++) {
+		bool late;
+		int rv;
+
+		if (addr[i] == NULL || !tcp_host(addr[i], host, sizeof(host)))
+			continue;
+		rv = resolve(host, t->timeout_s, &late);
+		if (rv == 0)
+			continue;
+		if (tail_stop) /* a signal: broker_main ends with 0 */
+			return 0;
+		if (late)
+			fprintf(stderr,
+				"kubefan-tail: cannot resolve host \"%s\" in "
+				"%s %s: no answer within %.1f s\n",
+				host, flag[i], addr[i], t->timeout_s);
+		else
+			fprintf(stderr,
+				"kubefan-tail: cannot resolve host \"%s\" in "
+				"%s %s: %s\n",
+				host, flag[i], addr[i], gai_strerror(rv));
+		return rv == EAI_NONAME || rv == EAI_NODATA ||
+			       rv == EAI_ADDRFAMILY
+			   ? 2
+			   : 1;
+	}
+	return 0;
+}
+
 /* One turn of the live loop after the first frame: notes on stderr when
  * the broker goes silent or restarts. */
 static void
@@ -952,7 +1074,8 @@ broker_run(struct tail_opts *t, const char *stream, const char *rep)
 	return rc;
 }
 
-/* The addresses and the stream id checked, then the stream read. */
+/* The addresses and the stream id checked, the hosts resolved, then the
+ * stream read. */
 static int
 broker_main(struct tail_opts *t)
 {
@@ -961,7 +1084,8 @@ broker_main(struct tail_opts *t)
 	int rc;
 
 	if ((rc = check_addrs(t)) != 0 ||
-	    (rc = stream_of(t, stream, sizeof(stream))) != 0)
+	    (rc = stream_of(t, stream, sizeof(stream))) != 0 ||
+	    (rc = resolve_addrs(t)) != 0 || tail_stop)
 		return rc;
 	if (t->rep == NULL &&
 	    (derived = kf_remote_rep_address(t->broker)) == NULL) {
@@ -1165,8 +1289,18 @@ main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (optind < argc || t.resource == NULL || (t.ns != NULL && t.all)) {
-		usage(stderr);
+	if (optind < argc) {
+		fprintf(stderr, "kubefan-tail: unexpected argument '%s'\n",
+			argv[optind]);
+		return 2;
+	}
+	if (t.resource == NULL) {
+		fprintf(stderr, "kubefan-tail: --resource is required\n");
+		return 2;
+	}
+	if (t.ns != NULL && t.all) {
+		fprintf(stderr, "kubefan-tail: -n and -A cannot be given "
+				"together\n");
 		return 2;
 	}
 	if (t.broker != NULL && direct_only) {

@@ -315,6 +315,50 @@ Test(config, a_second_document_is_refused_not_ignored)
 	cr_assert_str_eq(load_err("---\nlisten: ipc:///tmp/a\n...\n"), "");
 }
 
+/* An empty file was reported at line 0 ("x.yaml:0: the file must be a
+ * mapping"), and a syntax error as libyaml's bare words. */
+Test(config, an_empty_file_and_bad_syntax_are_named_as_such)
+{
+	static const char *const empty[] = {"", "# only a comment\n", "---\n",
+					    "~\n"};
+	static const struct {
+		const char *yaml, *want;
+	} cases[] = {
+	    {"resources: [\n",
+	     ":2: YAML syntax error: did not find expected node content "
+	     "while parsing a flow node"},
+	    {"listen: [unclosed\n",
+	     ":2: YAML syntax error: did not find expected ',' or ']' while "
+	     "parsing a flow sequence"},
+	    {"- resource: pods\n", ":1: the file is a list, not a mapping of "
+				   "settings"},
+	    {"pods\n", ":1: the file is a string, not a mapping of settings"},
+	    /* libyaml gives no line for bytes that are not text; the line
+	     * is counted from its offset. */
+	    {"listen: ipc:///tmp/a\nresources:\n  - resource: p\xff"
+	     "ds\n",
+	     ":3: invalid text: invalid leading UTF-8 octet"},
+	    {"listen: ipc:///tmp/a\n\x01\n",
+	     ":2: invalid text: control characters are not allowed"},
+	};
+	char want[128];
+
+	for (size_t i = 0; i < sizeof(empty) / sizeof(empty[0]); i++) {
+		snprintf(want, sizeof(want),
+			 "/tmp/kf-cfg-%d.yaml: the file is empty (it must be a "
+			 "mapping of settings, such as resources:)",
+			 getpid());
+		cr_assert_str_eq(load_err(empty[i]), want, "case %zu", i);
+	}
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *err = load_err(cases[i].yaml);
+
+		snprintf(want, sizeof(want), "/tmp/kf-cfg-%d.yaml%s", getpid(),
+			 cases[i].want);
+		cr_assert_str_eq(err, want, "case %zu", i);
+	}
+}
+
 Test(config, a_key_given_twice_is_refused_naming_both_lines)
 {
 	static const struct {

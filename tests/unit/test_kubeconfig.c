@@ -404,7 +404,7 @@ Test(kubeconfig, kubeconfig_env_reports_a_broken_file)
 Test(kubeconfig, home_kube_config_is_the_default)
 {
 	struct kfi_kubeconfig kc;
-	char err[512], *text;
+	char err[512], want[600], *text;
 
 	make_tmpdir();
 	cr_assert_eq(mkdir(tmp(".kube"), 0700), 0);
@@ -420,11 +420,21 @@ Test(kubeconfig, home_kube_config_is_the_default)
 	kfi_kubeconfig_fini(&kc);
 	unlink(tmp(".kube/config"));
 	rmdir(tmp(".kube"));
+	/* Nothing named a file: the message says why that one was read. */
 	cr_assert_eq(kfi_kubeconfig_load(NULL, NULL, &kc, err, sizeof(err)),
 		     KF_ECONFIG);
-	cr_assert(strstr(err, "/.kube/config: cannot read: No such file") !=
-		      NULL,
+	snprintf(want, sizeof(want),
+		 "no kubeconfig found: no path given (--kubeconfig), "
+		 "$KUBECONFIG is unset and the default %s cannot be read: No "
+		 "such file or directory",
+		 tmp(".kube/config"));
+	cr_assert_str_eq(err, want);
+	setenv("KUBECONFIG", "", 1);
+	cr_assert_eq(kfi_kubeconfig_load(NULL, NULL, &kc, err, sizeof(err)),
+		     KF_ECONFIG);
+	cr_assert(strstr(err, "$KUBECONFIG is empty and the default") != NULL,
 		  "%s", err);
+	unsetenv("KUBECONFIG");
 	remove_tmpdir();
 }
 
@@ -467,9 +477,10 @@ struct bad_case {
 
 static const struct bad_case bad_cases[] = {
     {"bad-syntax.yaml", KF_EPARSE,
-     "YAML error at line 4 column 6: did not find expected ',' or ']' "
-     "while parsing a flow sequence"},
-    {"bad-utf8.yaml", KF_EPARSE, "YAML error at line"},
+     "YAML syntax error at line 4 column 6: did not find expected ',' or "
+     "']' while parsing a flow sequence"},
+    {"bad-utf8.yaml", KF_EPARSE,
+     "invalid text at line 4 column 10: invalid leading UTF-8 octet"},
     {"bad-root-list.yaml", KF_ECONFIG,
      "the document is a list, not a mapping (line 1)"},
     {"bad-clusters-mapping.yaml", KF_ECONFIG,

@@ -1,14 +1,16 @@
 /*
  * kubefan-tail's checks of its arguments, run as the program: each bad
- * --broker, --rep, --stream or --resource is refused with exit status 2
- * and a message naming the flag, the value and what is wrong, before any
- * connection is tried. KUBECONFIG points nowhere, so nothing here can
- * reach a cluster even when a check is missing.
+ * --broker, --rep, --stream or --resource, and a missing --resource, is
+ * refused with exit status 2 and a message naming the flag, the value and
+ * what is wrong, before any connection is tried. KUBECONFIG points nowhere, so
+ * nothing here can reach a cluster even when a check is missing.
  */
 #include <criterion/criterion.h>
+#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 
 /* Run kubefan-tail with args (shell words); its exit status, and its
@@ -155,5 +157,85 @@ Test(tail_args, a_timeout_nng_cannot_hold_is_refused, .timeout = 60)
 			 bad[i]);
 		expect_refused(args, "--timeout takes seconds from 0.001 to "
 				     "2147483, not");
+	}
+}
+
+/* A missing --resource (and a stray word, or -n with -A) printed only the
+ * usage, with no line saying what was wrong. */
+Test(tail_args, a_missing_resource_is_named)
+{
+	expect_refused("--timeout 0.2 --broker ipc:///tmp/kf-none.pub",
+		       "kubefan-tail: --resource is required\n");
+	expect_refused("", "kubefan-tail: --resource is required\n");
+	expect_refused("--resource configmaps extra",
+		       "kubefan-tail: unexpected argument 'extra'\n");
+	expect_refused("--resource configmaps -n demo -A",
+		       "kubefan-tail: -n and -A cannot be given together\n");
+}
+
+/* A host name that does not resolve was reported as a broker that does
+ * not answer on it, after the whole --timeout. The resolver's own verdict
+ * on the name is the expected text: "Name or service not known" (exit 2)
+ * where a DNS server answers, a temporary failure (exit 1) where none
+ * can be reached. */
+Test(tail_args, a_host_that_does_not_resolve_is_named)
+{
+	static const char *const flag[] = {"--broker", "--rep", "--refs"};
+	struct addrinfo hints = {.ai_family = AF_UNSPEC,
+				 .ai_socktype = SOCK_STREAM};
+	struct addrinfo *res = NULL;
+	int gai = getaddrinfo("nonexistent.invalid", NULL, &hints, &res);
+	int want_rc = gai == EAI_NONAME || gai == EAI_NODATA ? 2 : 1;
+	char args[512], want[512], out[4096];
+
+	cr_assert_neq(gai, 0, "nonexistent.invalid resolves here");
+	for (size_t i = 0; i < 3; i++) {
+		const char *scheme = i == 1 ? "tls+tcp" : "tcp";
+		int rc;
+
+		snprintf(args, sizeof(args),
+			 "--timeout 5 --broker %s "
+			 "--resource configmaps",
+			 i == 0 ? "tcp://nonexistent.invalid:7000"
+				: "tcp://127.0.0.1:7000");
+		if (i > 0)
+			snprintf(args + strlen(args),
+				 sizeof(args) - strlen(args),
+				 " %s %s://nonexistent.invalid:7001", flag[i],
+				 scheme);
+		snprintf(want, sizeof(want),
+			 "kubefan-tail: cannot resolve host "
+			 "\"nonexistent.invalid\" in %s "
+			 "%s://nonexistent.invalid:%d: %s\n",
+			 flag[i], scheme, i == 0 ? 7000 : 7001,
+			 gai_strerror(gai));
+		rc = run_tail(args, out, sizeof(out));
+		cr_assert_eq(rc, want_rc, "%s: exit %d: %s", args, rc, out);
+		cr_assert_str_eq(out, want, "%s", args);
+	}
+}
+
+/* Hosts that resolve still reach the dial: nothing listens on port 9 of
+ * the loopback, so each ends in "nothing answers" (exit 1). */
+Test(tail_args, hosts_that_resolve_are_dialed, .timeout = 30)
+{
+	static const char *const host[] = {"127.0.0.1", "localhost"};
+	char args[256], want[256], out[4096];
+
+	for (size_t i = 0; i < sizeof(host) / sizeof(host[0]); i++) {
+		int rc;
+
+		snprintf(args, sizeof(args),
+			 "--timeout 0.2 --broker tcp://%s:8 "
+			 "--resource configmaps",
+			 host[i]);
+		snprintf(want, sizeof(want),
+			 "kubefan-tail: no broker at tcp://%s:8: nothing "
+			 "answers on tcp://%s:9",
+			 host[i], host[i]);
+		rc = run_tail(args, out, sizeof(out));
+		cr_assert_eq(rc, 1, "%s: exit %d: %s", args, rc, out);
+		cr_assert(strstr(out, want) != NULL, "%s:\n  got  %s  want %s",
+			  args, out, want);
 	}
 }

@@ -1,0 +1,115 @@
+/*
+ * kubefand --check-config's messages for credentials, run as the program:
+ * each is one plain "kubefand: ..." line like the other configuration
+ * errors (not a log line), with exit status 2. No kubeconfig given here
+ * can be read, so nothing reaches a cluster.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* Run kubefand with env (shell assignments before it) and args; its exit
+ * status, and its stdout and stderr in out. */
+static int
+run_kubefand(const char *env, const char *args, char *out, size_t len)
+{
+	char cmd[4096];
+	size_t n = 0;
+	FILE *p;
+	int st;
+
+	cr_assert_lt(snprintf(cmd, sizeof(cmd), "env %s '%s' %s 2>&1", env,
+			      KF_KUBEFAND, args),
+		     (int)sizeof(cmd));
+	p = popen(cmd, "r");
+	cr_assert_not_null(p);
+	/* Bounded by len: the rest of the output is read and dropped. */
+	while (!feof(p) && !ferror(p)) {
+		char buf[512];
+		size_t got = fread(buf, 1, sizeof(buf), p);
+		size_t take = got < len - 1 - n ? got : len - 1 - n;
+
+		memcpy(out + n, buf, take);
+		n += take;
+	}
+	out[n] = '\0';
+	st = pclose(p);
+	cr_assert(WIFEXITED(st), "%s: no exit status", args);
+	return WEXITSTATUS(st);
+}
+
+/* A good configuration file in a fresh folder; the folder in dir. */
+static void
+make_config(char *dir, size_t len)
+{
+	char path[256];
+	FILE *f;
+
+	snprintf(dir, len, "/tmp/kf-kdargs-XXXXXX");
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/kubefand.yaml", dir);
+	f = fopen(path, "w");
+	cr_assert_not_null(f);
+	fputs("resources:\n  - resource: configmaps\nhttp: none\n", f);
+	fclose(f);
+}
+
+static void
+remove_config(const char *dir)
+{
+	char path[256];
+
+	snprintf(path, sizeof(path), "%s/kubefand.yaml", dir);
+	unlink(path);
+	rmdir(dir);
+}
+
+/* A credentials error went to the log (a timestamped "err KF-DAEMON-CONN"
+ * line) while every other --check-config finding is a plain line. */
+Test(kubefand_args, check_config_prints_a_credentials_error_plainly)
+{
+	char dir[64], args[512], want[512], out[4096];
+	int rc;
+
+	make_config(dir, sizeof(dir));
+	snprintf(args, sizeof(args),
+		 "--check-config --config %s/kubefand.yaml --kubeconfig "
+		 "%s/nokc",
+		 dir, dir);
+	rc = run_kubefand("-u KUBERNETES_SERVICE_HOST", args, out, sizeof(out));
+	snprintf(want, sizeof(want),
+		 "kubefand: credentials: invalid configuration: kubeconfig "
+		 "%s/nokc: cannot read: No such file or directory\n",
+		 dir);
+	cr_assert_eq(rc, 2, "exit %d: %s", rc, out);
+	cr_assert_str_eq(out, want);
+	remove_config(dir);
+}
+
+/* With no kubeconfig anywhere, the message named only ~/.kube/config. */
+Test(kubefand_args, check_config_says_no_kubeconfig_was_found)
+{
+	char dir[64], env[256], args[512], want[1024], out[4096];
+	int rc;
+
+	make_config(dir, sizeof(dir));
+	snprintf(env, sizeof(env),
+		 "-u KUBECONFIG -u KUBERNETES_SERVICE_HOST HOME=%s", dir);
+	snprintf(args, sizeof(args), "--check-config --config %s/kubefand.yaml",
+		 dir);
+	rc = run_kubefand(env, args, out, sizeof(out));
+	snprintf(want, sizeof(want),
+		 "kubefand: credentials: invalid configuration: no kubeconfig "
+		 "found: no path given (--kubeconfig), $KUBECONFIG is unset "
+		 "and the default %s/.kube/config cannot be read: No such "
+		 "file or directory; not in a cluster either "
+		 "($KUBERNETES_SERVICE_HOST is unset, so no service "
+		 "account)\n",
+		 dir);
+	cr_assert_eq(rc, 2, "exit %d: %s", rc, out);
+	cr_assert_str_eq(out, want);
+	remove_config(dir);
+}
