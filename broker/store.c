@@ -232,6 +232,7 @@ struct kf_writer {
 	struct kfs_entry **pending;
 	size_t npending, cappending;
 	size_t matched; /* current entries the re-list named again */
+	bool moved;	/* watch events changed cur since INIT */
 	struct kfs_diff *diffs;
 	size_t ndiffs, capdiffs;
 	struct kfs_limbo *limbo;
@@ -1085,6 +1086,8 @@ kfs_apply_live(struct kf_writer *w, const kf_event *ev)
 	 * saw this event's change (also a removal, which publishes nothing
 	 * it could acquire) then reads started > seq. */
 	atomic_thread_fence(memory_order_release);
+	if (w->next != NULL)
+		w->moved = true; /* INIT_APPLY's classes are out of date */
 	if (ev->type == KF_EV_APPLY) {
 		nu = kfs_entry_new(ev->obj, seq);
 		if (nu == NULL)
@@ -1106,6 +1109,7 @@ kfs_next_drop(struct kf_writer *w)
 	w->next = NULL;
 	w->npending = 0;
 	w->matched = 0;
+	w->moved = false;
 }
 
 static kf_err
@@ -1135,29 +1139,32 @@ kfs_pending_push(struct kf_writer *w, struct kfs_entry *e)
 	return true;
 }
 
+/* How obj of the next contents differs from old, its current entry. */
+static enum kfs_class
+kfs_classify(const struct kfs_entry *old, const kf_object *obj)
+{
+	kf_object *oo = old != NULL ? kfs_entry_obj(old) : NULL;
+
+	if (oo == NULL)
+		return KFS_ADDED;
+	if (strcmp(kf_object_uid(oo), kf_object_uid(obj)) != 0)
+		return KFS_REPLACED;
+	if (strcmp(kf_object_resource_version(oo),
+		   kf_object_resource_version(obj)) != 0)
+		return KFS_CHANGED;
+	return KFS_SAME;
+}
+
 static kf_err
 kfs_init_apply(struct kf_writer *w, kf_object *obj)
 {
 	struct kfs_entry *old = kfs_gen_find(kfs_cur(w), obj);
 	struct kfs_entry *prev = kfs_gen_find(w->next, obj);
-	kf_object *oo = old != NULL ? kfs_entry_obj(old) : NULL;
-	enum kfs_class cls = KFS_ADDED;
+	enum kfs_class cls = kfs_classify(old, obj);
 	struct kfs_entry *e;
 	uint32_t ppend;
 	kf_err err;
 
-	if (oo != NULL) {
-		bool same_uid =
-		    strcmp(kf_object_uid(oo), kf_object_uid(obj)) == 0;
-
-		if (!same_uid)
-			cls = KFS_REPLACED;
-		else if (strcmp(kf_object_resource_version(oo),
-				kf_object_resource_version(obj)) != 0)
-			cls = KFS_CHANGED;
-		else
-			cls = KFS_SAME;
-	}
 	e = cls == KFS_SAME ? kfs_entry_share(old) : kfs_entry_new(obj, 0);
 	if (e == NULL)
 		return KF_ENOMEM;
@@ -1196,16 +1203,62 @@ kfs_diff_push(struct kf_writer *w, kf_event_type type, kf_object *obj,
 	return true;
 }
 
+/* Watch events changed cur after INIT_APPLY classed the list against it:
+ * class every entry of next again against cur as it is now. An entry
+ * classed SAME was shared with cur, so readers may hold it; one that now
+ * needs an event gets a fresh entry in next for its new number. */
+static kf_err
+kfs_reclass(struct kf_writer *w, struct kfs_gen *cur)
+{
+	ck_hs_iterator_t it = CK_HS_ITERATOR_INITIALIZER;
+	struct kfs_entry *e, *old, *nu;
+	enum kfs_class cls;
+	kf_err err;
+	void *p;
+
+	w->npending = 0;
+	/* Bound: one pass over next, then one turn per entry that is not
+	 * the current one. */
+	while (ck_hs_next(&w->next->main, &it, &p)) {
+		e = p;
+		old = kfs_gen_find(cur, kfs_entry_obj(e));
+		if ((old == NULL || kfs_entry_obj(old) != kfs_entry_obj(e)) &&
+		    !kfs_pending_push(w, e))
+			return KF_ENOMEM;
+	}
+	for (size_t i = 0; i < w->npending; i++) {
+		e = w->pending[i];
+		old = kfs_gen_find(cur, kfs_entry_obj(e));
+		cls = kfs_classify(old, kfs_entry_obj(e));
+		if (e->cls == KFS_SAME && cls != KFS_SAME) {
+			nu = kfs_entry_new(kfs_entry_obj(e), 0);
+			if (nu == NULL)
+				return KF_ENOMEM;
+			err = kfs_gen_set(w, w->next, e, nu);
+			if (err != KF_OK)
+				return err;
+			w->pending[i] = e = nu;
+		} else if (e->cls != KFS_SAME && cls == KFS_SAME) {
+			e->u.seq = old->u.seq; /* private to next */
+		}
+		e->cls = (uint16_t)cls;
+	}
+	return KF_OK;
+}
+
 static kf_err
 kfs_diffs(struct kf_writer *w, struct kfs_gen *cur)
 {
 	ck_hs_iterator_t it = CK_HS_ITERATOR_INITIALIZER;
+	kf_err err;
 	void *p;
 
 	w->ndiffs = 0;
+	if (w->moved && (err = kfs_reclass(w, cur)) != KF_OK)
+		return err;
 	/* Bound: one pass over the current contents, only when some of
 	 * them were not named by the re-list. */
-	if (w->matched < ck_hs_count(&cur->main)) {
+	if (w->moved || w->matched < ck_hs_count(&cur->main)) {
 		while (ck_hs_next(&cur->main, &it, &p)) {
 			kf_object *o = kfs_entry_obj(p);
 
@@ -1261,6 +1314,7 @@ kfs_init_done(struct kf_writer *w)
 	w->next = NULL;
 	w->npending = 0;
 	w->matched = 0;
+	w->moved = false;
 	if (first)
 		atomic_store(&c->synced, true);
 	kfs_set_readiness(c, KF_READINESS_READY, NULL);

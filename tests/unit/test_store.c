@@ -809,3 +809,83 @@ Test(store, one_object_in_two_stores_and_applied_twice_keeps_each_number)
 	cr_assert_str_eq(kf_object_name(x), "x");
 	kf_object_unref(x);
 }
+
+/* The "; "-separated events of drain(), sorted. */
+static const char *
+sorted_events(const char *events)
+{
+	static char buf[4096];
+	char tmp[4096], *v[64], *save, *tok;
+	size_t n = 0, off = 0;
+
+	snprintf(tmp, sizeof(tmp), "%s", events);
+	for (tok = strtok_r(tmp, ";", &save); tok != NULL && n < 64;
+	     tok = strtok_r(NULL, ";", &save))
+		v[n++] = tok[0] == ' ' ? tok + 1 : tok;
+	for (size_t i = 1; i < n; i++)
+		for (size_t j = i; j > 0 && strcmp(v[j - 1], v[j]) > 0; j--) {
+			char *t = v[j];
+
+			v[j] = v[j - 1];
+			v[j - 1] = t;
+		}
+	buf[0] = '\0';
+	for (size_t i = 0; i < n; i++)
+		off += (size_t)snprintf(buf + off, sizeof(buf) - off, "%s%s",
+					i ? "; " : "", v[i]);
+	return buf;
+}
+
+/* Watch events between INIT and INIT_DONE change the current contents;
+ * the differences published at INIT_DONE must take them into account,
+ * so that what subscribers saw adds up to what the store holds. */
+Test(store, watch_events_during_a_relist_keep_subscribers_in_step)
+{
+	struct rig g;
+	kf_object *a = mk("Pod", "ns", "a", "ua", "1", NULL);
+	kf_object *a2 = mk("Pod", "ns", "a", "ua", "2", NULL);
+
+	rig_up(&g);
+	ev(g.w, KF_EV_INIT, NULL);
+	ev(g.w, KF_EV_INIT_APPLY, a);
+	ev1(g.w, KF_EV_INIT_APPLY, mk("Pod", "ns", "b", "ub", "1", NULL));
+	ev1(g.w, KF_EV_INIT_APPLY, mk("Pod", "ns", "c", "uc", "1", NULL));
+	ev1(g.w, KF_EV_INIT_APPLY, mk("Pod", "ns", "d", "ud", "1", NULL));
+	ev(g.w, KF_EV_INIT_DONE, NULL);
+	drain(&g, NULL);
+
+	/* A re-list that names a (unchanged), b with a new uid and c
+	 * (unchanged); meanwhile the watch deletes b and c and changes a. */
+	ev(g.w, KF_EV_INIT, NULL);
+	ev(g.w, KF_EV_INIT_APPLY, a);
+	ev1(g.w, KF_EV_INIT_APPLY, mk("Pod", "ns", "b", "ub2", "5", NULL));
+	ev1(g.w, KF_EV_INIT_APPLY, mk("Pod", "ns", "c", "uc", "1", NULL));
+	ev1(g.w, KF_EV_DELETE, mk("Pod", "ns", "b", "ub", "1", NULL));
+	ev1(g.w, KF_EV_DELETE, mk("Pod", "ns", "c", "uc", "1", NULL));
+	ev(g.w, KF_EV_APPLY, a2);
+	cr_assert_str_eq(drain(&g, NULL),
+			 "Delete b ub1; Delete c uc1; Apply a ua2");
+	ev(g.w, KF_EV_INIT_DONE, NULL);
+
+	cr_assert_str_eq(state_names(g.s), "a b c");
+	cr_assert_eq(get_ok(g.s, "ns", "a"), a);
+	/* The deletes first, then the applies in no particular order. */
+	cr_assert_str_eq(sorted_events(drain(&g, NULL)),
+			 "ApplyR a ua1; ApplyR b ub25; ApplyR c uc1; "
+			 "DeleteR d ud1");
+	cr_assert_gt(entry_seq(g.s, "a"), 0);
+	cr_assert_neq(entry_seq(g.s, "a"), entry_seq(g.s, "b"));
+	cr_assert_neq(entry_seq(g.s, "b"), entry_seq(g.s, "c"));
+	cr_assert_neq(entry_seq(g.s, "a"), entry_seq(g.s, "c"));
+
+	/* The same list again is no change at all. */
+	ev(g.w, KF_EV_INIT, NULL);
+	ev(g.w, KF_EV_INIT_APPLY, a);
+	ev1(g.w, KF_EV_INIT_APPLY, mk("Pod", "ns", "b", "ub2", "5", NULL));
+	ev1(g.w, KF_EV_INIT_APPLY, mk("Pod", "ns", "c", "uc", "1", NULL));
+	ev(g.w, KF_EV_INIT_DONE, NULL);
+	cr_assert_str_eq(drain(&g, NULL), "");
+	kf_object_unref(a);
+	kf_object_unref(a2);
+	rig_down(&g);
+}
