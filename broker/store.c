@@ -187,6 +187,7 @@ struct kfs_core {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	char why[256];
+	bool writer_gone; /* under mu: readiness can no longer change */
 
 	_Atomic uint64_t seq_started, seq_done;
 	struct kfi_ring *ring;
@@ -1430,6 +1431,10 @@ kf_writer_free(kf_writer *w)
 	kfs_next_drop(w);
 	kfs_flush(w, true);
 	kfs_tls_writer = NULL;
+	pthread_mutex_lock(&c->mu);
+	c->writer_gone = true;
+	pthread_cond_broadcast(&c->cv); /* waiters for readiness give up */
+	pthread_mutex_unlock(&c->mu);
 	if (c->ring != NULL)
 		kfi_ring_close(c->ring);
 	kfs_record_put(c->wrec);
@@ -1997,10 +2002,15 @@ kf_store_wait_until_ready(kf_store *s, int64_t timeout_ms)
 	}
 	pthread_mutex_lock(&c->mu);
 	while (atomic_load(&c->readiness) != KF_READINESS_READY) {
-		int rc = timeout_ms < 0
-			     ? pthread_cond_wait(&c->cv, &c->mu)
-			     : pthread_cond_timedwait(&c->cv, &c->mu, &dl);
+		int rc;
 
+		if (c->writer_gone) {
+			err = KF_ECLOSED;
+			break;
+		}
+		rc = timeout_ms < 0
+			 ? pthread_cond_wait(&c->cv, &c->mu)
+			 : pthread_cond_timedwait(&c->cv, &c->mu, &dl);
 		if (rc == ETIMEDOUT) {
 			err = KF_ETIMEDOUT;
 			break;

@@ -889,3 +889,63 @@ Test(store, watch_events_during_a_relist_keep_subscribers_in_step)
 	kf_object_unref(a2);
 	rig_down(&g);
 }
+
+struct long_waiter {
+	kf_store *s;
+	int64_t timeout;
+	kf_err got;
+};
+
+static void *
+long_wait(void *arg)
+{
+	struct long_waiter *wt = arg;
+
+	wt->got = kf_store_wait_until_ready(wt->s, wt->timeout);
+	return NULL;
+}
+
+/* pthread_join() for at most secs seconds: 0, or ETIMEDOUT. */
+static int
+join_within(pthread_t t, int secs)
+{
+	struct timespec dl;
+
+	clock_gettime(CLOCK_REALTIME, &dl);
+	dl.tv_sec += secs;
+	return pthread_timedjoin_np(t, NULL, &dl);
+}
+
+/* wait_until_ready() cannot come true once the writer is gone: a waiter
+ * then gets KF_ECLOSED rather than waiting forever. A huge timeout waits
+ * like any other. */
+Test(store, waiting_for_readiness_ends_when_the_writer_goes)
+{
+	kf_writer *w;
+	kf_store *s;
+	struct long_waiter wt;
+	pthread_t t;
+	struct timespec pause = {0, 50 * 1000000};
+
+	cr_assert_eq(kf_store_alloc(&w, &s), KF_OK);
+	wt.s = kf_store_clone(s);
+	wt.timeout = INT64_MAX;
+	cr_assert_eq(pthread_create(&t, NULL, long_wait, &wt), 0);
+	nanosleep(&pause, NULL);
+	ev(w, KF_EV_INIT, NULL);
+	ev(w, KF_EV_INIT_DONE, NULL);
+	pthread_join(t, NULL);
+	cr_assert_eq(wt.got, KF_OK, "INT64_MAX ms is a long wait, not none");
+
+	kf_writer_mark_stale(w, "watch broken");
+	wt.timeout = -1;
+	cr_assert_eq(pthread_create(&t, NULL, long_wait, &wt), 0);
+	nanosleep(&pause, NULL);
+	kf_writer_free(w);
+	cr_assert_eq(join_within(t, 5), 0, "the waiter still waits");
+	cr_assert_eq(wt.got, KF_ECLOSED);
+	cr_assert_eq(kf_store_wait_until_ready(s, -1), KF_ECLOSED);
+	cr_assert_eq(kf_store_wait_until_ready(s, 0), KF_ECLOSED);
+	kf_store_free(wt.s);
+	kf_store_free(s);
+}
