@@ -212,12 +212,20 @@ struct kf_store {
 /* Its address names the calling thread (unique among live threads). */
 static _Thread_local char kfs_tls_me;
 
+/* Keys of one object up to this many are deduplicated by a linear scan;
+ * past it through a hash table (an object may carry thousands of labels,
+ * and a scan per key made its apply quadratic). */
+#define KFS_KEYS_SCAN 16
+
 /* A set of index keys, deduplicated, in one growing arena. */
 struct kfs_keys {
 	char *buf;
 	size_t len, cap;
 	size_t *off;
 	size_t n, ocap;
+	uint32_t *tab; /* index + 1 of a key, 0 empty; valid when hashed */
+	size_t tcap;   /* a power of two, >= 2 n when hashed */
+	bool hashed;
 	bool nomem;
 };
 
@@ -537,6 +545,7 @@ kfs_keys_reset(struct kfs_keys *k)
 {
 	k->len = 0;
 	k->n = 0;
+	k->hashed = false;
 	k->nomem = false;
 }
 
@@ -549,10 +558,63 @@ kfs_keys_at(const struct kfs_keys *k, size_t i)
 static bool
 kfs_keys_has(const struct kfs_keys *k, const char *key)
 {
-	for (size_t i = 0; i < k->n; i++)
-		if (strcmp(kfs_keys_at(k, i), key) == 0)
+	size_t mask = k->tcap - 1, i;
+
+	if (!k->hashed) {
+		for (i = 0; i < k->n; i++)
+			if (strcmp(kfs_keys_at(k, i), key) == 0)
+				return true;
+		return false;
+	}
+	/* Bound: the table is at most half full. */
+	for (i = kfs_key_hash(key) & mask; k->tab[i] != 0; i = (i + 1) & mask)
+		if (strcmp(kfs_keys_at(k, k->tab[i] - 1), key) == 0)
 			return true;
 	return false;
+}
+
+static void
+kfs_keys_slot(struct kfs_keys *k, size_t idx)
+{
+	size_t mask = k->tcap - 1;
+	size_t i = kfs_key_hash(kfs_keys_at(k, idx)) & mask;
+
+	while (k->tab[i] != 0)
+		i = (i + 1) & mask;
+	k->tab[i] = (uint32_t)(idx + 1);
+}
+
+/* After key n-1 was added: hash the keys once there are many. Without
+ * memory for the table the scan goes on (slow, still right). */
+static void
+kfs_keys_index(struct kfs_keys *k)
+{
+	size_t cap =
+	    k->hashed ? k->tcap : 0; /* fresh: shrink after a big one */
+
+	if (k->n < KFS_KEYS_SCAN || k->n > UINT32_MAX - 1)
+		return;
+	if (k->hashed && 2 * k->n <= cap) {
+		kfs_keys_slot(k, k->n - 1);
+		return;
+	}
+	while (cap < 4 * k->n)
+		cap = cap ? cap * 2 : 64;
+	if (cap != k->tcap) {
+		uint32_t *tab = realloc(k->tab, cap * sizeof(*tab));
+
+		if (tab == NULL) {
+			k->hashed = false;
+			return;
+		}
+		k->tab = tab;
+		k->tcap = cap;
+	}
+	memset(k->tab, 0, k->tcap * sizeof(*k->tab));
+	/* Bound: the keys of one object, once per doubling. */
+	for (size_t i = 0; i < k->n; i++)
+		kfs_keys_slot(k, i);
+	k->hashed = true;
 }
 
 static void
@@ -592,6 +654,7 @@ kfs_keys_add2(struct kfs_keys *k, const char *a, const char *sep, const char *b)
 		return;
 	k->off[k->n++] = k->len;
 	k->len += need;
+	kfs_keys_index(k);
 }
 
 static void
@@ -629,6 +692,7 @@ kfs_keys_fini(struct kfs_keys *k)
 {
 	free(k->buf);
 	free(k->off);
+	free(k->tab);
 }
 
 /* ---- buckets ---- */

@@ -949,3 +949,71 @@ Test(store, waiting_for_readiness_ends_when_the_writer_goes)
 	kf_store_free(wt.s);
 	kf_store_free(s);
 }
+
+/* Emits "k0".."k39", each twice, a NULL and an empty key. */
+static void
+dup_index(void *arg, const kf_object *obj, kf_index_emit_fn emit, void *ctx)
+{
+	char key[16];
+
+	(void)arg;
+	(void)obj;
+	for (int i = 0; i < 80; i++) {
+		snprintf(key, sizeof(key), "k%d", i % 40);
+		emit(ctx, key);
+	}
+	emit(ctx, NULL);
+	emit(ctx, "");
+}
+
+/* An object may carry tens of thousands of labels (Kubernetes limits
+ * their syntax, not their number): applying it must cost about its size,
+ * not its label count squared (32 000 labels took 50 s). */
+Test(store, many_index_keys_per_object_stay_linear, .timeout = 60)
+{
+	enum { N = 100000 };
+	size_t cap = (size_t)N * 24 + 256, off = 0;
+	char *json = malloc(cap), err[128];
+	kf_writer *w;
+	kf_store *s;
+	kf_object *o[2];
+	kf_state *st;
+
+	cr_assert_eq(kf_store_alloc(&w, &s), KF_OK);
+	cr_assert_eq(kf_writer_add_index(w, "dup", dup_index, NULL), KF_OK);
+	for (int v = 0; v < 2; v++) {
+		off = (size_t)snprintf(json, cap,
+				       "{\"kind\":\"Pod\",\"metadata\":{"
+				       "\"name\":\"a\",\"namespace\":\"n\","
+				       "\"uid\":\"u\",\"labels\":{");
+		for (int i = 0; i < N; i++)
+			off += (size_t)snprintf(
+			    json + off, cap - off, "%s\"l%d\":\"%d\"",
+			    i ? "," : "", i + v * (N / 2), v);
+		off += (size_t)snprintf(json + off, cap - off, "}}}");
+		cr_assert_eq(
+		    kf_object_parse(json, off, NULL, err, sizeof(err), &o[v]),
+		    KF_OK, "%s", err);
+	}
+	ev(w, KF_EV_INIT, NULL);
+	ev(w, KF_EV_INIT_APPLY, o[0]);
+	ev(w, KF_EV_INIT_DONE, NULL);
+	ev(w, KF_EV_APPLY, o[1]);
+	ev(w, KF_EV_APPLY, o[0]);
+	ev(w, KF_EV_APPLY, o[1]);
+	cr_assert_str_eq(index_names(s, "label", "l0=0"), "");
+	cr_assert_str_eq(index_names(s, "label", "l50000=1"), "a");
+	cr_assert_str_eq(index_names(s, "label", "l149999=1"), "a");
+	cr_assert_str_eq(index_names(s, "dup", "k39"), "a");
+	cr_assert_str_eq(index_names(s, "dup", ""), "a");
+	ev(w, KF_EV_DELETE, o[1]);
+	cr_assert_str_eq(index_names(s, "label", "l50000=1"), "");
+	cr_assert_eq(kf_store_by_index(s, "dup", "k0", &st), KF_OK);
+	cr_assert_eq(kf_state_len(st), 0);
+	kf_state_free(st);
+	kf_object_unref(o[0]);
+	kf_object_unref(o[1]);
+	free(json);
+	kf_writer_free(w);
+	kf_store_free(s);
+}
