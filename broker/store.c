@@ -187,6 +187,7 @@ struct kfs_core {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	char why[256];
+	bool writer_gone; /* under mu: readiness can no longer change */
 
 	_Atomic uint64_t seq_started, seq_done;
 	struct kfi_ring *ring;
@@ -211,12 +212,20 @@ struct kf_store {
 /* Its address names the calling thread (unique among live threads). */
 static _Thread_local char kfs_tls_me;
 
+/* Keys of one object up to this many are deduplicated by a linear scan;
+ * past it through a hash table (an object may carry thousands of labels,
+ * and a scan per key made its apply quadratic). */
+#define KFS_KEYS_SCAN 16
+
 /* A set of index keys, deduplicated, in one growing arena. */
 struct kfs_keys {
 	char *buf;
 	size_t len, cap;
 	size_t *off;
 	size_t n, ocap;
+	uint32_t *tab; /* index + 1 of a key, 0 empty; valid when hashed */
+	size_t tcap;   /* a power of two, >= 2 n when hashed */
+	bool hashed;
 	bool nomem;
 };
 
@@ -232,6 +241,7 @@ struct kf_writer {
 	struct kfs_entry **pending;
 	size_t npending, cappending;
 	size_t matched; /* current entries the re-list named again */
+	bool moved;	/* watch events changed cur since INIT */
 	struct kfs_diff *diffs;
 	size_t ndiffs, capdiffs;
 	struct kfs_limbo *limbo;
@@ -535,6 +545,7 @@ kfs_keys_reset(struct kfs_keys *k)
 {
 	k->len = 0;
 	k->n = 0;
+	k->hashed = false;
 	k->nomem = false;
 }
 
@@ -547,10 +558,63 @@ kfs_keys_at(const struct kfs_keys *k, size_t i)
 static bool
 kfs_keys_has(const struct kfs_keys *k, const char *key)
 {
-	for (size_t i = 0; i < k->n; i++)
-		if (strcmp(kfs_keys_at(k, i), key) == 0)
+	size_t mask = k->tcap - 1, i;
+
+	if (!k->hashed) {
+		for (i = 0; i < k->n; i++)
+			if (strcmp(kfs_keys_at(k, i), key) == 0)
+				return true;
+		return false;
+	}
+	/* Bound: the table is at most half full. */
+	for (i = kfs_key_hash(key) & mask; k->tab[i] != 0; i = (i + 1) & mask)
+		if (strcmp(kfs_keys_at(k, k->tab[i] - 1), key) == 0)
 			return true;
 	return false;
+}
+
+static void
+kfs_keys_slot(struct kfs_keys *k, size_t idx)
+{
+	size_t mask = k->tcap - 1;
+	size_t i = kfs_key_hash(kfs_keys_at(k, idx)) & mask;
+
+	while (k->tab[i] != 0)
+		i = (i + 1) & mask;
+	k->tab[i] = (uint32_t)(idx + 1);
+}
+
+/* After key n-1 was added: hash the keys once there are many. Without
+ * memory for the table the scan goes on (slow, still right). */
+static void
+kfs_keys_index(struct kfs_keys *k)
+{
+	size_t cap =
+	    k->hashed ? k->tcap : 0; /* fresh: shrink after a big one */
+
+	if (k->n < KFS_KEYS_SCAN || k->n > UINT32_MAX - 1)
+		return;
+	if (k->hashed && 2 * k->n <= cap) {
+		kfs_keys_slot(k, k->n - 1);
+		return;
+	}
+	while (cap < 4 * k->n)
+		cap = cap ? cap * 2 : 64;
+	if (cap != k->tcap) {
+		uint32_t *tab = realloc(k->tab, cap * sizeof(*tab));
+
+		if (tab == NULL) {
+			k->hashed = false;
+			return;
+		}
+		k->tab = tab;
+		k->tcap = cap;
+	}
+	memset(k->tab, 0, k->tcap * sizeof(*k->tab));
+	/* Bound: the keys of one object, once per doubling. */
+	for (size_t i = 0; i < k->n; i++)
+		kfs_keys_slot(k, i);
+	k->hashed = true;
 }
 
 static void
@@ -590,6 +654,7 @@ kfs_keys_add2(struct kfs_keys *k, const char *a, const char *sep, const char *b)
 		return;
 	k->off[k->n++] = k->len;
 	k->len += need;
+	kfs_keys_index(k);
 }
 
 static void
@@ -627,6 +692,7 @@ kfs_keys_fini(struct kfs_keys *k)
 {
 	free(k->buf);
 	free(k->off);
+	free(k->tab);
 }
 
 /* ---- buckets ---- */
@@ -1085,6 +1151,8 @@ kfs_apply_live(struct kf_writer *w, const kf_event *ev)
 	 * saw this event's change (also a removal, which publishes nothing
 	 * it could acquire) then reads started > seq. */
 	atomic_thread_fence(memory_order_release);
+	if (w->next != NULL)
+		w->moved = true; /* INIT_APPLY's classes are out of date */
 	if (ev->type == KF_EV_APPLY) {
 		nu = kfs_entry_new(ev->obj, seq);
 		if (nu == NULL)
@@ -1106,6 +1174,7 @@ kfs_next_drop(struct kf_writer *w)
 	w->next = NULL;
 	w->npending = 0;
 	w->matched = 0;
+	w->moved = false;
 }
 
 static kf_err
@@ -1135,29 +1204,32 @@ kfs_pending_push(struct kf_writer *w, struct kfs_entry *e)
 	return true;
 }
 
+/* How obj of the next contents differs from old, its current entry. */
+static enum kfs_class
+kfs_classify(const struct kfs_entry *old, const kf_object *obj)
+{
+	kf_object *oo = old != NULL ? kfs_entry_obj(old) : NULL;
+
+	if (oo == NULL)
+		return KFS_ADDED;
+	if (strcmp(kf_object_uid(oo), kf_object_uid(obj)) != 0)
+		return KFS_REPLACED;
+	if (strcmp(kf_object_resource_version(oo),
+		   kf_object_resource_version(obj)) != 0)
+		return KFS_CHANGED;
+	return KFS_SAME;
+}
+
 static kf_err
 kfs_init_apply(struct kf_writer *w, kf_object *obj)
 {
 	struct kfs_entry *old = kfs_gen_find(kfs_cur(w), obj);
 	struct kfs_entry *prev = kfs_gen_find(w->next, obj);
-	kf_object *oo = old != NULL ? kfs_entry_obj(old) : NULL;
-	enum kfs_class cls = KFS_ADDED;
+	enum kfs_class cls = kfs_classify(old, obj);
 	struct kfs_entry *e;
 	uint32_t ppend;
 	kf_err err;
 
-	if (oo != NULL) {
-		bool same_uid =
-		    strcmp(kf_object_uid(oo), kf_object_uid(obj)) == 0;
-
-		if (!same_uid)
-			cls = KFS_REPLACED;
-		else if (strcmp(kf_object_resource_version(oo),
-				kf_object_resource_version(obj)) != 0)
-			cls = KFS_CHANGED;
-		else
-			cls = KFS_SAME;
-	}
 	e = cls == KFS_SAME ? kfs_entry_share(old) : kfs_entry_new(obj, 0);
 	if (e == NULL)
 		return KF_ENOMEM;
@@ -1196,16 +1268,62 @@ kfs_diff_push(struct kf_writer *w, kf_event_type type, kf_object *obj,
 	return true;
 }
 
+/* Watch events changed cur after INIT_APPLY classed the list against it:
+ * class every entry of next again against cur as it is now. An entry
+ * classed SAME was shared with cur, so readers may hold it; one that now
+ * needs an event gets a fresh entry in next for its new number. */
+static kf_err
+kfs_reclass(struct kf_writer *w, struct kfs_gen *cur)
+{
+	ck_hs_iterator_t it = CK_HS_ITERATOR_INITIALIZER;
+	struct kfs_entry *e, *old, *nu;
+	enum kfs_class cls;
+	kf_err err;
+	void *p;
+
+	w->npending = 0;
+	/* Bound: one pass over next, then one turn per entry that is not
+	 * the current one. */
+	while (ck_hs_next(&w->next->main, &it, &p)) {
+		e = p;
+		old = kfs_gen_find(cur, kfs_entry_obj(e));
+		if ((old == NULL || kfs_entry_obj(old) != kfs_entry_obj(e)) &&
+		    !kfs_pending_push(w, e))
+			return KF_ENOMEM;
+	}
+	for (size_t i = 0; i < w->npending; i++) {
+		e = w->pending[i];
+		old = kfs_gen_find(cur, kfs_entry_obj(e));
+		cls = kfs_classify(old, kfs_entry_obj(e));
+		if (e->cls == KFS_SAME && cls != KFS_SAME) {
+			nu = kfs_entry_new(kfs_entry_obj(e), 0);
+			if (nu == NULL)
+				return KF_ENOMEM;
+			err = kfs_gen_set(w, w->next, e, nu);
+			if (err != KF_OK)
+				return err;
+			w->pending[i] = e = nu;
+		} else if (e->cls != KFS_SAME && cls == KFS_SAME) {
+			e->u.seq = old->u.seq; /* private to next */
+		}
+		e->cls = (uint16_t)cls;
+	}
+	return KF_OK;
+}
+
 static kf_err
 kfs_diffs(struct kf_writer *w, struct kfs_gen *cur)
 {
 	ck_hs_iterator_t it = CK_HS_ITERATOR_INITIALIZER;
+	kf_err err;
 	void *p;
 
 	w->ndiffs = 0;
+	if (w->moved && (err = kfs_reclass(w, cur)) != KF_OK)
+		return err;
 	/* Bound: one pass over the current contents, only when some of
 	 * them were not named by the re-list. */
-	if (w->matched < ck_hs_count(&cur->main)) {
+	if (w->moved || w->matched < ck_hs_count(&cur->main)) {
 		while (ck_hs_next(&cur->main, &it, &p)) {
 			kf_object *o = kfs_entry_obj(p);
 
@@ -1261,6 +1379,7 @@ kfs_init_done(struct kf_writer *w)
 	w->next = NULL;
 	w->npending = 0;
 	w->matched = 0;
+	w->moved = false;
 	if (first)
 		atomic_store(&c->synced, true);
 	kfs_set_readiness(c, KF_READINESS_READY, NULL);
@@ -1376,6 +1495,10 @@ kf_writer_free(kf_writer *w)
 	kfs_next_drop(w);
 	kfs_flush(w, true);
 	kfs_tls_writer = NULL;
+	pthread_mutex_lock(&c->mu);
+	c->writer_gone = true;
+	pthread_cond_broadcast(&c->cv); /* waiters for readiness give up */
+	pthread_mutex_unlock(&c->mu);
 	if (c->ring != NULL)
 		kfi_ring_close(c->ring);
 	kfs_record_put(c->wrec);
@@ -1943,10 +2066,15 @@ kf_store_wait_until_ready(kf_store *s, int64_t timeout_ms)
 	}
 	pthread_mutex_lock(&c->mu);
 	while (atomic_load(&c->readiness) != KF_READINESS_READY) {
-		int rc = timeout_ms < 0
-			     ? pthread_cond_wait(&c->cv, &c->mu)
-			     : pthread_cond_timedwait(&c->cv, &c->mu, &dl);
+		int rc;
 
+		if (c->writer_gone) {
+			err = KF_ECLOSED;
+			break;
+		}
+		rc = timeout_ms < 0
+			 ? pthread_cond_wait(&c->cv, &c->mu)
+			 : pthread_cond_timedwait(&c->cv, &c->mu, &dl);
 		if (rc == ETIMEDOUT) {
 			err = KF_ETIMEDOUT;
 			break;

@@ -184,8 +184,9 @@ KF_API bool kf_store_is_ready(kf_store *s);
 /* Readiness with its reason copied into why (may be NULL). */
 KF_API kf_readiness kf_store_readiness(kf_store *s, char *why, size_t len);
 
-/* Block until ready: KF_OK, or KF_ETIMEDOUT after timeout_ms (< 0 waits
- * forever). */
+/* Block until ready: KF_OK, KF_ETIMEDOUT after timeout_ms (< 0 waits
+ * forever), or KF_ECLOSED when the writer was freed before the store
+ * became ready (it never can then). */
 KF_API kf_err kf_store_wait_until_ready(kf_store *s, int64_t timeout_ms);
 
 /* ---- snapshots ---- */

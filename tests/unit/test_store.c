@@ -809,3 +809,211 @@ Test(store, one_object_in_two_stores_and_applied_twice_keeps_each_number)
 	cr_assert_str_eq(kf_object_name(x), "x");
 	kf_object_unref(x);
 }
+
+/* The "; "-separated events of drain(), sorted. */
+static const char *
+sorted_events(const char *events)
+{
+	static char buf[4096];
+	char tmp[4096], *v[64], *save, *tok;
+	size_t n = 0, off = 0;
+
+	snprintf(tmp, sizeof(tmp), "%s", events);
+	for (tok = strtok_r(tmp, ";", &save); tok != NULL && n < 64;
+	     tok = strtok_r(NULL, ";", &save))
+		v[n++] = tok[0] == ' ' ? tok + 1 : tok;
+	for (size_t i = 1; i < n; i++)
+		for (size_t j = i; j > 0 && strcmp(v[j - 1], v[j]) > 0; j--) {
+			char *t = v[j];
+
+			v[j] = v[j - 1];
+			v[j - 1] = t;
+		}
+	buf[0] = '\0';
+	for (size_t i = 0; i < n; i++)
+		off += (size_t)snprintf(buf + off, sizeof(buf) - off, "%s%s",
+					i ? "; " : "", v[i]);
+	return buf;
+}
+
+/* Watch events between INIT and INIT_DONE change the current contents;
+ * the differences published at INIT_DONE must take them into account,
+ * so that what subscribers saw adds up to what the store holds. */
+Test(store, watch_events_during_a_relist_keep_subscribers_in_step)
+{
+	struct rig g;
+	kf_object *a = mk("Pod", "ns", "a", "ua", "1", NULL);
+	kf_object *a2 = mk("Pod", "ns", "a", "ua", "2", NULL);
+
+	rig_up(&g);
+	ev(g.w, KF_EV_INIT, NULL);
+	ev(g.w, KF_EV_INIT_APPLY, a);
+	ev1(g.w, KF_EV_INIT_APPLY, mk("Pod", "ns", "b", "ub", "1", NULL));
+	ev1(g.w, KF_EV_INIT_APPLY, mk("Pod", "ns", "c", "uc", "1", NULL));
+	ev1(g.w, KF_EV_INIT_APPLY, mk("Pod", "ns", "d", "ud", "1", NULL));
+	ev(g.w, KF_EV_INIT_DONE, NULL);
+	drain(&g, NULL);
+
+	/* A re-list that names a (unchanged), b with a new uid and c
+	 * (unchanged); meanwhile the watch deletes b and c and changes a. */
+	ev(g.w, KF_EV_INIT, NULL);
+	ev(g.w, KF_EV_INIT_APPLY, a);
+	ev1(g.w, KF_EV_INIT_APPLY, mk("Pod", "ns", "b", "ub2", "5", NULL));
+	ev1(g.w, KF_EV_INIT_APPLY, mk("Pod", "ns", "c", "uc", "1", NULL));
+	ev1(g.w, KF_EV_DELETE, mk("Pod", "ns", "b", "ub", "1", NULL));
+	ev1(g.w, KF_EV_DELETE, mk("Pod", "ns", "c", "uc", "1", NULL));
+	ev(g.w, KF_EV_APPLY, a2);
+	cr_assert_str_eq(drain(&g, NULL),
+			 "Delete b ub1; Delete c uc1; Apply a ua2");
+	ev(g.w, KF_EV_INIT_DONE, NULL);
+
+	cr_assert_str_eq(state_names(g.s), "a b c");
+	cr_assert_eq(get_ok(g.s, "ns", "a"), a);
+	/* The deletes first, then the applies in no particular order. */
+	cr_assert_str_eq(sorted_events(drain(&g, NULL)),
+			 "ApplyR a ua1; ApplyR b ub25; ApplyR c uc1; "
+			 "DeleteR d ud1");
+	cr_assert_gt(entry_seq(g.s, "a"), 0);
+	cr_assert_neq(entry_seq(g.s, "a"), entry_seq(g.s, "b"));
+	cr_assert_neq(entry_seq(g.s, "b"), entry_seq(g.s, "c"));
+	cr_assert_neq(entry_seq(g.s, "a"), entry_seq(g.s, "c"));
+
+	/* The same list again is no change at all. */
+	ev(g.w, KF_EV_INIT, NULL);
+	ev(g.w, KF_EV_INIT_APPLY, a);
+	ev1(g.w, KF_EV_INIT_APPLY, mk("Pod", "ns", "b", "ub2", "5", NULL));
+	ev1(g.w, KF_EV_INIT_APPLY, mk("Pod", "ns", "c", "uc", "1", NULL));
+	ev(g.w, KF_EV_INIT_DONE, NULL);
+	cr_assert_str_eq(drain(&g, NULL), "");
+	kf_object_unref(a);
+	kf_object_unref(a2);
+	rig_down(&g);
+}
+
+struct long_waiter {
+	kf_store *s;
+	int64_t timeout;
+	kf_err got;
+};
+
+static void *
+long_wait(void *arg)
+{
+	struct long_waiter *wt = arg;
+
+	wt->got = kf_store_wait_until_ready(wt->s, wt->timeout);
+	return NULL;
+}
+
+/* pthread_join() for at most secs seconds: 0, or ETIMEDOUT. */
+static int
+join_within(pthread_t t, int secs)
+{
+	struct timespec dl;
+
+	clock_gettime(CLOCK_REALTIME, &dl);
+	dl.tv_sec += secs;
+	return pthread_timedjoin_np(t, NULL, &dl);
+}
+
+/* wait_until_ready() cannot come true once the writer is gone: a waiter
+ * then gets KF_ECLOSED rather than waiting forever. A huge timeout waits
+ * like any other. */
+Test(store, waiting_for_readiness_ends_when_the_writer_goes)
+{
+	kf_writer *w;
+	kf_store *s;
+	struct long_waiter wt;
+	pthread_t t;
+	struct timespec pause = {0, 50 * 1000000};
+
+	cr_assert_eq(kf_store_alloc(&w, &s), KF_OK);
+	wt.s = kf_store_clone(s);
+	wt.timeout = INT64_MAX;
+	cr_assert_eq(pthread_create(&t, NULL, long_wait, &wt), 0);
+	nanosleep(&pause, NULL);
+	ev(w, KF_EV_INIT, NULL);
+	ev(w, KF_EV_INIT_DONE, NULL);
+	pthread_join(t, NULL);
+	cr_assert_eq(wt.got, KF_OK, "INT64_MAX ms is a long wait, not none");
+
+	kf_writer_mark_stale(w, "watch broken");
+	wt.timeout = -1;
+	cr_assert_eq(pthread_create(&t, NULL, long_wait, &wt), 0);
+	nanosleep(&pause, NULL);
+	kf_writer_free(w);
+	cr_assert_eq(join_within(t, 5), 0, "the waiter still waits");
+	cr_assert_eq(wt.got, KF_ECLOSED);
+	cr_assert_eq(kf_store_wait_until_ready(s, -1), KF_ECLOSED);
+	cr_assert_eq(kf_store_wait_until_ready(s, 0), KF_ECLOSED);
+	kf_store_free(wt.s);
+	kf_store_free(s);
+}
+
+/* Emits "k0".."k39", each twice, a NULL and an empty key. */
+static void
+dup_index(void *arg, const kf_object *obj, kf_index_emit_fn emit, void *ctx)
+{
+	char key[16];
+
+	(void)arg;
+	(void)obj;
+	for (int i = 0; i < 80; i++) {
+		snprintf(key, sizeof(key), "k%d", i % 40);
+		emit(ctx, key);
+	}
+	emit(ctx, NULL);
+	emit(ctx, "");
+}
+
+/* An object may carry tens of thousands of labels (Kubernetes limits
+ * their syntax, not their number): applying it must cost about its size,
+ * not its label count squared (32 000 labels took 50 s). */
+Test(store, many_index_keys_per_object_stay_linear, .timeout = 60)
+{
+	enum { N = 100000 };
+	size_t cap = (size_t)N * 24 + 256, off = 0;
+	char *json = malloc(cap), err[128];
+	kf_writer *w;
+	kf_store *s;
+	kf_object *o[2];
+	kf_state *st;
+
+	cr_assert_eq(kf_store_alloc(&w, &s), KF_OK);
+	cr_assert_eq(kf_writer_add_index(w, "dup", dup_index, NULL), KF_OK);
+	for (int v = 0; v < 2; v++) {
+		off = (size_t)snprintf(json, cap,
+				       "{\"kind\":\"Pod\",\"metadata\":{"
+				       "\"name\":\"a\",\"namespace\":\"n\","
+				       "\"uid\":\"u\",\"labels\":{");
+		for (int i = 0; i < N; i++)
+			off += (size_t)snprintf(
+			    json + off, cap - off, "%s\"l%d\":\"%d\"",
+			    i ? "," : "", i + v * (N / 2), v);
+		off += (size_t)snprintf(json + off, cap - off, "}}}");
+		cr_assert_eq(
+		    kf_object_parse(json, off, NULL, err, sizeof(err), &o[v]),
+		    KF_OK, "%s", err);
+	}
+	ev(w, KF_EV_INIT, NULL);
+	ev(w, KF_EV_INIT_APPLY, o[0]);
+	ev(w, KF_EV_INIT_DONE, NULL);
+	ev(w, KF_EV_APPLY, o[1]);
+	ev(w, KF_EV_APPLY, o[0]);
+	ev(w, KF_EV_APPLY, o[1]);
+	cr_assert_str_eq(index_names(s, "label", "l0=0"), "");
+	cr_assert_str_eq(index_names(s, "label", "l50000=1"), "a");
+	cr_assert_str_eq(index_names(s, "label", "l149999=1"), "a");
+	cr_assert_str_eq(index_names(s, "dup", "k39"), "a");
+	cr_assert_str_eq(index_names(s, "dup", ""), "a");
+	ev(w, KF_EV_DELETE, o[1]);
+	cr_assert_str_eq(index_names(s, "label", "l50000=1"), "");
+	cr_assert_eq(kf_store_by_index(s, "dup", "k0", &st), KF_OK);
+	cr_assert_eq(kf_state_len(st), 0);
+	kf_state_free(st);
+	kf_object_unref(o[0]);
+	kf_object_unref(o[1]);
+	free(json);
+	kf_writer_free(w);
+	kf_store_free(s);
+}
