@@ -1017,3 +1017,169 @@ Test(store, many_index_keys_per_object_stay_linear, .timeout = 60)
 	kf_writer_free(w);
 	kf_store_free(s);
 }
+
+/* ---- re-lists and watch events in random order, against a model ---- */
+
+#define MODEL_KEYS 12
+
+/* What a subscriber knows of one name, from the events alone. */
+struct model_view {
+	char uid[MODEL_KEYS][16];
+	char rv[MODEL_KEYS][16];
+	bool has[MODEL_KEYS];
+};
+
+static int
+model_key(const kf_object *o)
+{
+	return atoi(kf_object_name(o) + 1);
+}
+
+/* Read every event since the last call into v; none may be missed (a lag
+ * ends the loop with KF_ELAGGED). */
+static void
+model_drain(struct rig *g, struct model_view *v)
+{
+	kf_event e;
+	uint64_t seq, missed;
+	kf_err err;
+
+	while ((err = kfi_ring_read(g->rd, &e, &seq, &missed)) == KF_OK) {
+		int k;
+
+		if (e.obj == NULL)
+			continue;
+		k = model_key(e.obj);
+		if (e.type == KF_EV_APPLY) {
+			v->has[k] = true;
+			snprintf(v->uid[k], sizeof(v->uid[k]), "%s",
+				 kf_object_uid(e.obj));
+			snprintf(v->rv[k], sizeof(v->rv[k]), "%s",
+				 kf_object_resource_version(e.obj));
+		} else if (e.type == KF_EV_DELETE) {
+			/* A re-list's delete names an object the subscriber
+			 * was told about, with the uid it was told. */
+			if (e.flags & KF_EVF_RELIST)
+				cr_assert(v->has[k] &&
+					      strcmp(v->uid[k],
+						     kf_object_uid(e.obj)) == 0,
+					  "DeleteR of %s it never had",
+					  kf_object_name(e.obj));
+			v->has[k] = false;
+		}
+	}
+	cr_assert_eq(err, KF_EAGAIN);
+}
+
+/* The view equals the store, name by name. */
+static void
+model_check(struct rig *g, const struct model_view *v, int round)
+{
+	kf_state *st;
+	int n = 0;
+
+	cr_assert_eq(kf_store_state(g->s, &st), KF_OK);
+	for (size_t i = 0; i < kf_state_len(st); i++) {
+		const kf_object *o = kf_state_at(st, i);
+		int k = model_key(o);
+
+		cr_assert(v->has[k],
+			  "round %d: %s in the store, not in the view", round,
+			  kf_object_name(o));
+		cr_assert_str_eq(v->uid[k], kf_object_uid(o), "round %d: %s",
+				 round, kf_object_name(o));
+		cr_assert_str_eq(v->rv[k], kf_object_resource_version(o),
+				 "round %d: %s", round, kf_object_name(o));
+	}
+	for (int k = 0; k < MODEL_KEYS; k++)
+		n += v->has[k];
+	cr_assert_eq((size_t)n, kf_state_len(st), "round %d", round);
+	kf_state_free(st);
+}
+
+/* One watch event on a random name: a change, a new uid, a delete of
+ * what the store holds, or a delete of a name it does not hold. */
+static void
+model_live(struct rig *g, unsigned *seed, int *rv)
+{
+	char name[16], uid[16], rvs[16];
+	int k = rand_r(seed) % MODEL_KEYS;
+	int what = rand_r(seed) % 4;
+	kf_objref r;
+	kf_object *cur;
+
+	snprintf(name, sizeof(name), "k%d", k);
+	r = ref("Pod", "ns", name);
+	if (kf_store_get(g->s, &r, &cur) != KF_OK)
+		cur = NULL;
+	snprintf(rvs, sizeof(rvs), "%d", ++*rv);
+	if (what < 2) {
+		snprintf(uid, sizeof(uid), "%s",
+			 cur != NULL && what == 0 ? kf_object_uid(cur) : "");
+		if (uid[0] == '\0')
+			snprintf(uid, sizeof(uid), "u%d", *rv);
+		ev1(g->w, KF_EV_APPLY, mk("Pod", "ns", name, uid, rvs, NULL));
+	} else if (cur != NULL) {
+		ev(g->w, KF_EV_DELETE, cur);
+	} else {
+		ev1(g->w, KF_EV_DELETE,
+		    mk("Pod", "ns", name, "gone", rvs, NULL));
+	}
+	kf_object_unref(cur);
+}
+
+/* A re-list of a random part of the names, each as the store holds it,
+ * changed, or with a new uid, with watch events between its objects. */
+static void
+model_relist(struct rig *g, unsigned *seed, int *rv)
+{
+	ev(g->w, KF_EV_INIT, NULL);
+	for (int k = 0; k < MODEL_KEYS; k++) {
+		char name[16], uid[16], rvs[16];
+		int what = rand_r(seed) % 4;
+		kf_objref r;
+		kf_object *cur;
+
+		while (rand_r(seed) % 3 == 0)
+			model_live(g, seed, rv);
+		if (what == 0)
+			continue; /* not listed: gone */
+		snprintf(name, sizeof(name), "k%d", k);
+		r = ref("Pod", "ns", name);
+		if (kf_store_get(g->s, &r, &cur) == KF_OK && what == 1) {
+			ev(g->w, KF_EV_INIT_APPLY, cur); /* unchanged */
+		} else {
+			snprintf(rvs, sizeof(rvs), "%d", ++*rv);
+			snprintf(uid, sizeof(uid), "%s",
+				 cur != NULL && what == 2 ? kf_object_uid(cur)
+							  : "");
+			if (uid[0] == '\0')
+				snprintf(uid, sizeof(uid), "u%d", *rv);
+			ev1(g->w, KF_EV_INIT_APPLY,
+			    mk("Pod", "ns", name, uid, rvs, NULL));
+		}
+		kf_object_unref(cur);
+	}
+	ev(g->w, KF_EV_INIT_DONE, NULL);
+}
+
+Test(store, random_relists_and_watch_events_keep_a_subscriber_equal)
+{
+	struct rig g;
+	struct model_view v = {0};
+	unsigned seed = 20261204;
+	int rv = 0;
+
+	rig_up(&g);
+	ev(g.w, KF_EV_INIT, NULL);
+	ev(g.w, KF_EV_INIT_DONE, NULL);
+	for (int round = 0; round < 3000; round++) {
+		if (rand_r(&seed) % 3 == 0)
+			model_relist(&g, &seed, &rv);
+		else
+			model_live(&g, &seed, &rv);
+		model_drain(&g, &v);
+		model_check(&g, &v, round);
+	}
+	rig_down(&g);
+}
