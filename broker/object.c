@@ -597,10 +597,14 @@ kfo_metadata(struct kfi_json *js, const char *p, struct kfo_meta *m)
 	struct kfi_jstr key;
 	bool more;
 
+	/* Duplicate keys: the last one wins, as with json-c; so a second
+	 * "metadata" (or one that is null) replaces all of the first. */
+	m->name.p = m->ns.p = m->uid.p = m->rv.p = m->deleted.p = NULL;
+	m->gen_p = NULL;
+	m->gen_len = 0;
+	m->labels.n = m->annots.n = m->owners.n = 0;
 	if (p < js->end && *p != '{')
 		return kfi_json_value(js, p);
-	/* Duplicate keys: the last one wins, as with json-c. */
-	m->labels.n = m->annots.n = m->owners.n = 0;
 	p = kfi_json_open(js, p, '{', &more);
 	while (p != NULL && more) {
 		p = kfi_json_key(js, p, &key);
@@ -751,6 +755,58 @@ kfo_fill_pairs(const struct kfo_vec *v, const char **dst, char **pool)
 }
 
 static uint16_t kfo_len16(uint32_t n);
+static uint64_t kfo_str_hash(const char *s, size_t n, uint64_t seed);
+
+/* Pairs of the same key (JSON with a key twice, which the API server
+ * never sends) become one, at the first one's place with the last one's
+ * value, as kf_object_label() answers; the indexes then file the object
+ * under what a reader sees. Up to 16 pairs are compared with each other;
+ * past that through a table of indexes. Returns how many pairs remain. */
+static uint32_t
+kfo_dedup_pairs(const char **pr, uint32_t n)
+{
+	uint32_t out = 0, *tab = NULL;
+	size_t mask = 0;
+
+	if (n > 16) {
+		size_t cap = 32;
+
+		while (cap < 2 * (size_t)n)
+			cap *= 2;
+		tab = calloc(cap, sizeof(*tab)); /* NULL: compare all, slowly */
+		mask = cap - 1;
+	}
+	/* Bound: n pairs, each one probe sequence of a half-empty table, or
+	 * a scan of the pairs kept so far. */
+	for (uint32_t i = 0; i < n; i++) {
+		const char *k = pr[2 * i];
+		size_t slot = 0;
+		uint32_t j = out;
+
+		if (tab != NULL) {
+			slot = kfo_str_hash(k, strlen(k), 0) & mask;
+			for (; tab[slot] != 0; slot = (slot + 1) & mask)
+				if (strcmp(pr[2 * (tab[slot] - 1)], k) == 0)
+					break;
+			if (tab[slot] != 0)
+				j = tab[slot] - 1;
+		} else {
+			for (j = 0; j < out && strcmp(pr[2 * j], k) != 0; j++)
+				;
+		}
+		if (j < out) {
+			pr[2 * j + 1] = pr[2 * i + 1];
+			continue;
+		}
+		pr[2 * out] = k;
+		pr[2 * out + 1] = pr[2 * i + 1];
+		if (tab != NULL)
+			tab[slot] = out + 1;
+		out++;
+	}
+	free(tab);
+	return out;
+}
 
 static kf_object *
 kfo_build(const struct kfo_meta *m, const char *json, size_t len,
@@ -799,6 +855,8 @@ kfo_build(const struct kfo_meta *m, const char *json, size_t len,
 	obj->generation = kfo_generation(m->gen_p, m->gen_len);
 	kfo_fill_pairs(&m->labels, obj->labels, &pool);
 	kfo_fill_pairs(&m->annots, obj->annots, &pool);
+	obj->nlabels = kfo_dedup_pairs(obj->labels, obj->nlabels);
+	obj->nannots = kfo_dedup_pairs(obj->annots, obj->nannots);
 	for (size_t i = 0; i < m->owners.n; i++) {
 		obj->owners[i].kind = kfo_put(&pool, &o[i].kind);
 		obj->owners[i].name = kfo_put(&pool, &o[i].name);
@@ -947,7 +1005,7 @@ kf_object_generation(const kf_object *obj)
 	return obj->generation;
 }
 
-/* Last match wins, like a duplicate key in the JSON. */
+/* Keys are unique (kfo_dedup_pairs): the last value of a key given twice. */
 static const char *
 kfo_lookup(const char **pairs, size_t n, const char *key)
 {

@@ -109,8 +109,52 @@ Test(object, duplicate_keys_take_the_last_value)
 				"\"labels\":{\"x\":\"1\",\"x\":\"2\"}}}",
 				"K");
 
+	const char *k, *v;
+	char *buf = malloc(8192), key[16];
+	size_t n = 0;
+
 	cr_assert_str_eq(kf_object_name(o), "b");
 	cr_assert_str_eq(kf_object_label(o, "x"), "2");
+	/* One label, not two: the indexes file the object under x=2 only. */
+	cr_assert_eq(kf_object_label_count(o), 1);
+	kf_object_label_at(o, 0, &k, &v);
+	cr_assert_str_eq(k, "x");
+	cr_assert_str_eq(v, "2");
+	kf_object_unref(o);
+
+	/* Past 16 pairs (the table path): each key once, at its first
+	 * place, with its last value; "\u0061" is the key "a". */
+	n += (size_t)sprintf(buf + n, "{\"metadata\":{\"name\":\"m\","
+				      "\"annotations\":{\"a\":\"first\"");
+	for (int i = 0; i < 40; i++)
+		n += (size_t)sprintf(buf + n, ",\"k%d\":\"%d\"", i % 20, i);
+	n += (size_t)sprintf(buf + n, ",\"\\u0061\":\"last\"}}}");
+	cr_assert_eq(kf_object_parse(buf, n, "K", NULL, 0, &o), KF_OK);
+	cr_assert_eq(kf_object_annotation_count(o), 21);
+	kf_object_annotation_at(o, 0, &k, &v);
+	cr_assert_str_eq(k, "a");
+	cr_assert_str_eq(v, "last");
+	for (int i = 0; i < 20; i++) {
+		snprintf(key, sizeof(key), "k%d", i);
+		kf_object_annotation_at(o, (size_t)i + 1, &k, &v);
+		cr_assert_str_eq(k, key);
+		cr_assert_eq(atoi(v), i + 20, "%s=%s", k, v);
+	}
+	kf_object_unref(o);
+	free(buf);
+
+	/* A second metadata replaces the whole first one. */
+	o = parse_ok("{\"metadata\":{\"name\":\"a\",\"namespace\":\"n\","
+		     "\"uid\":\"u\",\"resourceVersion\":\"7\","
+		     "\"generation\":3,\"labels\":{\"x\":\"1\"}},"
+		     "\"metadata\":{\"name\":\"b\"}}",
+		     "K");
+	cr_assert_str_eq(kf_object_name(o), "b");
+	cr_assert_str_eq(kf_object_namespace(o), "");
+	cr_assert_str_eq(kf_object_uid(o), "");
+	cr_assert_str_eq(kf_object_resource_version(o), "");
+	cr_assert_eq(kf_object_generation(o), 0);
+	cr_assert_eq(kf_object_label_count(o), 0);
 	kf_object_unref(o);
 }
 
