@@ -18,6 +18,10 @@
 #include "err.h"
 #include "export.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct kf_conn kf_conn;
 
 /* From a kubeconfig. path NULL: $KUBECONFIG, a colon-separated list whose
@@ -44,5 +48,9 @@ KF_API const char *kf_conn_server(const kf_conn *c);
 KF_API const char *kf_conn_namespace(const kf_conn *c);
 
 KF_API void kf_conn_free(kf_conn *c);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

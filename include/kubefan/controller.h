@@ -36,6 +36,10 @@
 #include "object.h"
 #include "subscriber.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct kf_controller kf_controller;
 
 typedef kf_err (*kf_reconcile_fn)(void *arg, const kf_objref *ref,
@@ -84,5 +88,9 @@ KF_API void kf_controller_free(kf_controller *c);
 KF_API kf_err kf_controller_enqueue(kf_controller *c, const kf_objref *ref);
 
 KF_API void kf_controller_stats(kf_controller *c, kf_ctl_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

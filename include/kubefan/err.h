@@ -9,6 +9,10 @@
 
 #include "export.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef enum kf_err {
 	KF_OK = 0,
 	KF_ENOMEM,    /* allocation failed */
@@ -34,5 +38,9 @@ typedef enum kf_err {
 
 /* Static text naming the error; never NULL. */
 KF_API const char *kf_strerror(kf_err err);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

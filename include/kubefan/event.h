@@ -23,6 +23,10 @@
 
 #include "object.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef enum kf_event_type {
 	KF_EV_INIT = 1,
 	KF_EV_INIT_APPLY,
@@ -49,5 +53,9 @@ typedef struct kf_event {
 /* The name of an event type as the docs and the tail tool print it:
  * "Init", "InitApply", "InitDone", "Apply", "Delete", "Lagged". */
 KF_API const char *kf_event_type_name(kf_event_type type);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

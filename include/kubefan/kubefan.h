@@ -14,5 +14,8 @@
 #include "subscriber.h"
 #include "controller.h"
 #include "watcher.h"
+#include "conn.h"
+#include "publisher.h"
+#include "remote.h"
 
 #endif

@@ -13,6 +13,10 @@
 
 #include "export.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 enum kf_log_level {
 	KF_LOG_ERR = 3,
 	KF_LOG_WARNING = 4,
@@ -31,5 +35,9 @@ KF_API void kf_log_set_sink(kf_log_fn fn, void *arg, int max_level);
 
 /* The text name of a level ("err", "warning", ...). */
 KF_API const char *kf_log_level_name(int level);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

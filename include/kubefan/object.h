@@ -26,6 +26,10 @@
 #include "err.h"
 #include "export.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct kf_object kf_object;
 
 typedef struct kf_objref {
@@ -103,5 +107,9 @@ typedef kf_err (*kf_transform_fn)(void *arg, const char *json, size_t len,
 KF_API kf_err kf_transform_strip_managed_fields(void *arg, const char *json,
 						size_t len, char **out,
 						size_t *outlen);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -27,6 +27,10 @@
 #include "store.h"
 #include "subscriber.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct kf_publisher kf_publisher;
 
 /* Zero means the default for every number. Strings are used during
@@ -94,5 +98,9 @@ kf_publisher_stream_stats_get(kf_publisher *p, size_t i,
  * kf_publisher_start() has returned. */
 KF_API kf_err kf_publisher_stream_feed_stats(kf_publisher *p, size_t i,
 					     kf_sub_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

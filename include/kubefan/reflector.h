@@ -20,6 +20,10 @@
 #include "store.h"
 #include "watcher.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct kf_reflector kf_reflector;
 
 /* Takes ownership of w (not started yet); sets its handlers. */
@@ -36,5 +40,9 @@ KF_API kf_watcher *kf_reflector_watcher(kf_reflector *r);
 
 /* Events the writer refused (counted and logged, never silent). */
 KF_API uint64_t kf_reflector_apply_errors(kf_reflector *r);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -42,6 +42,10 @@
 #include "export.h"
 #include "store.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct kf_remote kf_remote;
 
 /* Fill with kf_remote_opts_init() and set what differs. Strings are
@@ -120,5 +124,9 @@ KF_API void kf_remote_stats_get(kf_remote *r, kf_remote_stats *out);
 /* Close the sockets and free the handle (the mirror lives on while a
  * clone of its reader does). */
 KF_API void kf_remote_close(kf_remote *r);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

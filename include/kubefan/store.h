@@ -36,6 +36,10 @@
 #include "export.h"
 #include "object.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct kf_writer kf_writer;
 typedef struct kf_store kf_store;
 typedef struct kf_state kf_state;
@@ -195,5 +199,9 @@ KF_API size_t kf_state_len(const kf_state *st);
 /* The i-th object, borrowed from the snapshot (ref it to keep it). */
 KF_API kf_object *kf_state_at(const kf_state *st, size_t i);
 KF_API void kf_state_free(kf_state *st);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -9,9 +9,13 @@
  *   APPLY, DELETE ...                         live changes, in order
  *
  * with no gap and no duplicate between the two parts, also while events
- * are being published. Created before the store's first list completes,
- * the subscriber gets INIT at once and the rest of the frame when the
- * list is done.
+ * are being published. The state frame is taken from the store by the
+ * subscriber's first read, not by kf_store_subscribe(): changes made in
+ * between are already in the frame and are not delivered one by one (an
+ * object created and deleted meanwhile is never seen). Read first to
+ * see each change from a point on. Created before the store's first list
+ * completes, the subscriber gets INIT at its first read and the rest of
+ * the frame when the list is done.
  *
  * The writer never waits for a subscriber (policy KF_SUB_DROP, the
  * default). A subscriber that falls more than the ring's capacity behind
@@ -44,6 +48,10 @@
 #include "err.h"
 #include "event.h"
 #include "export.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 typedef struct kf_store kf_store;
 typedef struct kf_subscriber kf_subscriber;
@@ -111,5 +119,9 @@ typedef struct kf_ring_stats {
 
 /* Any thread, never blocks. KF_EINVAL for a store without a ring. */
 KF_API kf_err kf_store_ring_stats(kf_store *s, kf_ring_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

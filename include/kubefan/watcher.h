@@ -38,6 +38,10 @@
 #include "export.h"
 #include "object.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct kf_loop kf_loop;
 typedef struct kf_watcher kf_watcher;
 
@@ -158,5 +162,9 @@ typedef struct kf_watcher_stats {
 } kf_watcher_stats;
 
 KF_API void kf_watcher_stats_get(kf_watcher *w, kf_watcher_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif
