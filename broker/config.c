@@ -14,6 +14,7 @@
  * by the limit times the file's size.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,18 +94,45 @@ kd_log_level(const char *name)
 	return -1;
 }
 
+/* Whether s is one or more digits of base (8 or 10) and nothing else:
+ * strtoul alone would also take leading white space, a sign (wrapping
+ * " -1" to ULONG_MAX) and, in base 10, stop before "x10". */
+static bool
+kd_digits(const char *s, int base)
+{
+	char top = base == 8 ? '7' : '9';
+
+	if (s[0] == '\0')
+		return false;
+	for (; *s != '\0'; s++)
+		if (*s < '0' || *s > top)
+			return false;
+	return true;
+}
+
+/* s as a number when it is only digits of base; one too large for an
+ * unsigned long reads as ULONG_MAX (past every setting's maximum). */
+static bool
+kd_number(const char *s, int base, unsigned long *out)
+{
+	if (!kd_digits(s, base))
+		return false;
+	*out = strtoul(s, NULL, base);
+	return true;
+}
+
 int
 kd_parse_uint(const char *field, const char *s, int base, unsigned long max,
 	      unsigned long *out, char *err, size_t len)
 {
-	char *end;
-
-	errno = 0;
-	*out = strtoul(s, &end, base);
-	if (errno != 0 || end == s || *end != '\0' || s[0] == '-' ||
-	    s[0] == '+' || s[0] == ' ') {
+	if (!kd_number(s, base, out)) {
 		snprintf(err, len, "%s \"%.200s\": expected a%s number", field,
 			 s, base == 8 ? "n octal" : " whole");
+		return -1;
+	}
+	if (*out == ULONG_MAX) {
+		snprintf(err, len, "%s \"%.200s\": too large a number", field,
+			 s);
 		return -1;
 	}
 	if (*out > max) {
@@ -366,17 +394,14 @@ yuint(struct yload *y, yaml_node_t *n, const char *key, int base,
       unsigned long *out)
 {
 	const char *s = yscalar(n);
-	char *end;
 
-	if (s == NULL)
-		return yfail_v(y, n, "expected a number", key);
-	errno = 0;
-	*out = strtoul(s, &end, base);
-	if (errno != 0 || end == s || *end != '\0' || s[0] == '-')
+	if (s == NULL || !kd_number(s, base, out))
 		return yfail_v(y, n,
 			       base == 8 ? "expected an octal number"
-					 : "expected a non-negative number",
+					 : "expected a whole number",
 			       key);
+	if (*out == ULONG_MAX)
+		return yfail_v(y, n, "too large a number", key);
 	return 0;
 }
 
@@ -492,23 +517,33 @@ ykey(struct yload *y, struct kd_cfg *c, const char *k, yaml_node_t *v)
 			return -1;
 		c->ring_capacity = u;
 	} else if (strcmp(k, "batchMicros") == 0) {
-		if (yuint(y, v, k, 10, &u) != 0 || u > KD_MAX_MS)
+		if (yuint(y, v, k, 10, &u) != 0)
+			return -1;
+		if (u > KD_MAX_MS)
 			return yfail_v(y, v, "expected 0 to 3600000", k);
 		c->batch_us = (unsigned)u;
 	} else if (strcmp(k, "heartbeatMs") == 0) {
-		if (yuint(y, v, k, 10, &u) != 0 || u == 0 || u > KD_MAX_MS)
+		if (yuint(y, v, k, 10, &u) != 0)
+			return -1;
+		if (u == 0 || u > KD_MAX_MS)
 			return yfail_v(y, v, "expected 1 to 3600000", k);
 		c->heartbeat_ms = (unsigned)u;
 	} else if (strcmp(k, "backoffMaxMs") == 0) {
-		if (yuint(y, v, k, 10, &u) != 0 || u == 0 || u > KD_MAX_MS)
+		if (yuint(y, v, k, 10, &u) != 0)
+			return -1;
+		if (u == 0 || u > KD_MAX_MS)
 			return yfail_v(y, v, "expected 1 to 3600000", k);
 		c->backoff_max_ms = (unsigned)u;
 	} else if (strcmp(k, "watchIdleMs") == 0) {
-		if (yuint(y, v, k, 10, &u) != 0 || u < 1000 || u > KD_MAX_MS)
+		if (yuint(y, v, k, 10, &u) != 0)
+			return -1;
+		if (u < 1000 || u > KD_MAX_MS)
 			return yfail_v(y, v, "expected 1000 to 3600000", k);
 		c->watch_idle_ms = (unsigned)u;
 	} else if (strcmp(k, "staleAfterFailures") == 0) {
-		if (yuint(y, v, k, 10, &u) != 0 || u == 0 || u > 1000)
+		if (yuint(y, v, k, 10, &u) != 0)
+			return -1;
+		if (u == 0 || u > 1000)
 			return yfail_v(y, v, "expected 1 to 1000", k);
 		c->stale_after_failures = (unsigned)u;
 	} else if (strcmp(k, "logFormat") == 0) {
@@ -734,15 +769,20 @@ static const char *
 hostport_problem(const char *hp, bool allow_remote)
 {
 	const char *colon = strrchr(hp, ':');
-	char *end;
-	long port;
+	size_t digits;
+	long port = 0;
 
 	if (colon == NULL || colon[1] == '\0')
 		return "expected HOST:PORT after the scheme";
-	port = strtol(colon + 1, &end, 10);
-	if (*end != '\0' && *end != '/')
+	digits = strcspn(colon + 1, "/");
+	if (digits == 0 || strspn(colon + 1, "0123456789") != digits)
 		return "the port is not a number";
-	if (port < 0 || port > 65535)
+	if (digits > 1 && colon[1] == '0')
+		return "the port has leading zeros";
+	/* More than 5 digits is out of range; fewer cannot overflow. */
+	for (size_t i = 0; i < digits && i < 6; i++)
+		port = port * 10 + (colon[1 + i] - '0');
+	if (digits > 5 || port > 65535)
 		return "the port is outside 0..65535";
 	if (!allow_remote && !host_is_loopback(hp))
 		return "not a loopback address; set allowRemote "

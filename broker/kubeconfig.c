@@ -35,6 +35,7 @@
  * work is bounded by the limit times the file's size.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -474,6 +475,46 @@ kc_path(struct kc_ctx *x, yaml_node_t *n, const char *path, char **out)
 
 #define KC_EMPTY_DATA "empty; give base64 PEM data or remove the field"
 
+/* What a CA bundle or client certificate, or a client key, must hold. */
+enum kc_pem_kind { KC_PEM_CERT, KC_PEM_KEY };
+
+/* Whether buf holds "-----BEGIN label-----" and, after it,
+ * "-----END label-----". */
+static bool
+kc_pem_block(const uint8_t *buf, size_t len, const char *label)
+{
+	char begin[48], end[48];
+	int bl = snprintf(begin, sizeof(begin), "-----BEGIN %s-----", label);
+	int el = snprintf(end, sizeof(end), "-----END %s-----", label);
+	const uint8_t *b = memmem(buf, len, begin, (size_t)bl);
+
+	if (b == NULL)
+		return false;
+	b += bl;
+	return memmem(b, len - (size_t)(b - buf), end, (size_t)el) != NULL;
+}
+
+/* NULL when buf holds a PEM block of the kind, else what is wrong. Only
+ * the armor is looked at: libcurl and OpenSSL parse the contents when
+ * they connect. */
+static const char *
+kc_pem_missing(const uint8_t *buf, size_t len, enum kc_pem_kind kind)
+{
+	if (kind == KC_PEM_CERT)
+		return kc_pem_block(buf, len, "CERTIFICATE")
+			   ? NULL
+			   : "holds no PEM certificate (no -----BEGIN "
+			     "CERTIFICATE----- ... -----END CERTIFICATE----- "
+			     "block)";
+	return kc_pem_block(buf, len, "PRIVATE KEY") ||
+		       kc_pem_block(buf, len, "RSA PRIVATE KEY") ||
+		       kc_pem_block(buf, len, "EC PRIVATE KEY")
+		   ? NULL
+		   : "holds no PEM private key (no -----BEGIN PRIVATE "
+		     "KEY-----, RSA PRIVATE KEY or EC PRIVATE KEY block with "
+		     "its -----END line)";
+}
+
 /* Base64 of PEM text (a certificate, key or CA bundle). Given but empty
  * (null, "" or only line breaks) is an error, not "unset" as elsewhere:
  * a template that filled in nothing would otherwise leave the connection
@@ -482,8 +523,9 @@ kc_path(struct kc_ctx *x, yaml_node_t *n, const char *path, char **out)
  * here: its line goes there for the caller to judge. */
 static kf_err
 kc_pem_data(struct kc_ctx *x, yaml_node_t *n, const char *path,
-	    struct kfi_blob *out, int *empty_line)
+	    enum kc_pem_kind kind, struct kfi_blob *out, int *empty_line)
 {
+	const char *missing;
 	char *text = NULL;
 	kf_err e;
 
@@ -508,10 +550,8 @@ kc_pem_data(struct kc_ctx *x, yaml_node_t *n, const char *path,
 		*empty_line = (int)kc_line(n);
 		return KF_OK;
 	}
-	if (memmem(out->data, out->len, "-----BEGIN ", 11) == NULL)
-		return kc_fail(x, KF_ECONFIG, n, path,
-			       "not PEM data (the decoded bytes hold no "
-			       "-----BEGIN line)");
+	if ((missing = kc_pem_missing(out->data, out->len, kind)) != NULL)
+		return kc_fail(x, KF_ECONFIG, n, path, "%s", missing);
 	return KF_OK;
 }
 
@@ -831,7 +871,8 @@ kc_cluster_field(struct kc_ctx *x, void *obj, int key, yaml_node_t *v,
 	case 1:
 		return kc_path(x, v, path, &c->ca_file);
 	case 2:
-		return kc_pem_data(x, v, path, &c->ca, &c->ca_empty_line);
+		return kc_pem_data(x, v, path, KC_PEM_CERT, &c->ca,
+				   &c->ca_empty_line);
 	case 3:
 		return kc_bool(x, v, path, &c->insecure);
 	case 4:
@@ -871,11 +912,11 @@ kc_user_field(struct kc_ctx *x, void *obj, int key, yaml_node_t *v,
 	case 2:
 		return kc_path(x, v, path, &u->cert_file);
 	case 3:
-		return kc_pem_data(x, v, path, &u->cert, NULL);
+		return kc_pem_data(x, v, path, KC_PEM_CERT, &u->cert, NULL);
 	case 4:
 		return kc_path(x, v, path, &u->key_file);
 	case 5:
-		return kc_pem_data(x, v, path, &u->key, NULL);
+		return kc_pem_data(x, v, path, KC_PEM_KEY, &u->key, NULL);
 	case 6:
 		return kc_string(x, v, path, &u->username);
 	case 7:
@@ -1357,6 +1398,65 @@ kc_readable(char *errbuf, size_t errlen, const char *file, int line,
 	return KF_OK;
 }
 
+/* A CA, certificate or key file of the context in use must hold a PEM
+ * block of its kind, so that a file of the wrong kind is named now and not
+ * at the first TLS handshake. Only a regular file is read (a FIFO could
+ * block; a device is left to libcurl), at most KC_MAX_FILE bytes. */
+static kf_err
+kc_pem_file(char *errbuf, size_t errlen, const char *file, int line,
+	    const char *path, const char *target, enum kc_pem_kind kind)
+{
+	int fd = open(target, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	const char *missing = NULL;
+	struct stat st;
+	uint8_t *buf = NULL;
+	size_t n = 0;
+	ssize_t r = 0;
+
+	if (fd < 0)
+		return kc_sel_fail(errbuf, errlen, file, line, path,
+				   "cannot read %s: %s", target,
+				   strerror(errno));
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return KF_OK;
+	}
+	if ((uintmax_t)st.st_size > KC_MAX_FILE) {
+		close(fd);
+		return kc_sel_fail(errbuf, errlen, file, line, path,
+				   "%s is larger than %u bytes", target,
+				   KC_MAX_FILE);
+	}
+	if ((buf = malloc((size_t)st.st_size + 1)) == NULL) {
+		close(fd);
+		kc_sel_fail(errbuf, errlen, file, 0, NULL, "out of memory");
+		return KF_ENOMEM;
+	}
+	/* Bounded by the size fstat gave; a file that grows meanwhile is
+	 * read only that far. */
+	while (n < (size_t)st.st_size &&
+	       (r = read(fd, buf + n, (size_t)st.st_size - n)) != 0) {
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			break;
+		n += (size_t)r;
+	}
+	close(fd);
+	if (r < 0) {
+		free(buf);
+		return kc_sel_fail(errbuf, errlen, file, line, path,
+				   "cannot read %s: %s", target,
+				   strerror(errno));
+	}
+	missing = kc_pem_missing(buf, n, kind);
+	free(buf);
+	if (missing != NULL)
+		return kc_sel_fail(errbuf, errlen, file, line, path, "%s %s",
+				   target, missing);
+	return KF_OK;
+}
+
 kf_err
 kfi_server_url(const char *in, char **out)
 {
@@ -1449,6 +1549,7 @@ kc_check_cluster(const struct kc_file *f, const struct kc_cluster *c,
 		 bool check_files, char *errbuf, size_t errlen)
 {
 	char path[KC_PATH];
+	kf_err e;
 
 	snprintf(path, sizeof(path), "clusters[%d].cluster.server", c->idx);
 	if (c->server == NULL)
@@ -1465,9 +1566,13 @@ kc_check_cluster(const struct kc_file *f, const struct kc_cluster *c,
 				   "with a certificate authority");
 	snprintf(path, sizeof(path),
 		 "clusters[%d].cluster.certificate-authority", c->idx);
+	if (check_files && c->ca_file != NULL &&
+	    (e = kc_readable(errbuf, errlen, f->label, c->line, path,
+			     c->ca_file)) != KF_OK)
+		return e;
 	if (check_files && c->ca_file != NULL)
-		return kc_readable(errbuf, errlen, f->label, c->line, path,
-				   c->ca_file);
+		return kc_pem_file(errbuf, errlen, f->label, c->line, path,
+				   c->ca_file, KC_PEM_CERT);
 	return KF_OK;
 }
 
@@ -1523,13 +1628,17 @@ kc_check_user(const struct kc_file *f, const struct kc_user *u,
 		return KF_OK;
 	snprintf(sub, sizeof(sub), "%s.client-certificate", path);
 	if (u->cert_file != NULL &&
-	    (e = kc_readable(errbuf, errlen, f->label, u->line, sub,
-			     u->cert_file)) != KF_OK)
+	    ((e = kc_readable(errbuf, errlen, f->label, u->line, sub,
+			      u->cert_file)) != KF_OK ||
+	     (e = kc_pem_file(errbuf, errlen, f->label, u->line, sub,
+			      u->cert_file, KC_PEM_CERT)) != KF_OK))
 		return e;
 	snprintf(sub, sizeof(sub), "%s.client-key", path);
 	if (u->key_file != NULL &&
-	    (e = kc_readable(errbuf, errlen, f->label, u->line, sub,
-			     u->key_file)) != KF_OK)
+	    ((e = kc_readable(errbuf, errlen, f->label, u->line, sub,
+			      u->key_file)) != KF_OK ||
+	     (e = kc_pem_file(errbuf, errlen, f->label, u->line, sub,
+			      u->key_file, KC_PEM_KEY)) != KF_OK))
 		return e;
 	snprintf(sub, sizeof(sub), "%s.tokenFile", path);
 	if (u->token == NULL && u->token_file != NULL &&

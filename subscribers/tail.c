@@ -750,8 +750,9 @@ stream_of(const struct tail_opts *t, char *buf, size_t len)
 static const char *
 addr_problem(const char *a, bool derive, char *why, size_t len)
 {
-	const char *hp, *colon, *p;
+	const char *hp, *host, *semi, *colon, *p;
 	unsigned long port = 0;
+	size_t digits;
 
 	if (is_scheme(a, "ipc://"))
 		return a[6] == '\0' ? "the ipc path is empty" : NULL;
@@ -761,18 +762,50 @@ addr_problem(const char *a, bool derive, char *why, size_t len)
 		hp = a + 10;
 	else
 		return "use ipc://PATH, tcp://HOST:PORT or tls+tcp://HOST:PORT";
-	colon = strrchr(hp, ':');
-	if (colon == NULL || colon == hp || colon[1] == '\0')
+	/* nng's dialer takes "SOURCE;HOST:PORT"; the host follows the ';'. */
+	host = hp;
+	semi = strchr(hp, ';');
+	if (semi != NULL)
+		host = semi + 1;
+	if (host[0] == '[') {
+		/* [IPv6]:PORT: the port follows the closing bracket. */
+		const char *rb = strchr(host, ']');
+
+		if (rb == NULL)
+			return "an IPv6 address in [ needs its closing ], as "
+			       "tcp://[::1]:PORT";
+		colon = rb[1] == ':' && rb > host + 1 ? rb + 1 : NULL;
+	} else {
+		colon = strrchr(host, ':');
+		/* nng takes the last colon for the port and fails to
+		 * dial "::1" with "Address invalid" (exit 1): say why. */
+		if (colon != NULL &&
+		    memchr(host, ':', (size_t)(colon - host)) != NULL) {
+			why_fmt(why, len, false,
+				"an IPv6 address needs brackets, as "
+				"%.*s[%.*s]%s",
+				(int)(host - a), a, (int)(colon - host), host,
+				colon);
+			return why;
+		}
+	}
+	if (colon == NULL || colon == host || colon[1] == '\0')
 		return "a tcp address needs HOST:PORT";
-	/* At most 6 digits are read: more is out of range anyway. */
-	for (p = colon + 1; *p >= '0' && *p <= '9' && p - colon <= 6; p++)
-		port = port * 10 + (unsigned long)(*p - '0');
-	if (*p != '\0' && (*p < '0' || *p > '9')) {
+	digits = strspn(colon + 1, "0123456789");
+	if (digits == 0 || colon[1 + digits] != '\0') {
 		why_fmt(why, len, false, "the port %s is not a number",
 			colon + 1);
 		return why;
 	}
-	if (*p != '\0' || port == 0 || port > 65535) {
+	if (digits > 1 && colon[1] == '0') {
+		why_fmt(why, len, false, "the port %s has leading zeros",
+			colon + 1);
+		return why;
+	}
+	/* At most 6 digits are read: more is out of range anyway. */
+	for (p = colon + 1; *p != '\0' && p - colon <= 6; p++)
+		port = port * 10 + (unsigned long)(*p - '0');
+	if (digits > 6 || port == 0 || port > 65535) {
 		why_fmt(why, len, false,
 			"the port %s is out of range (1 to 65535)", colon + 1);
 		return why;
@@ -790,7 +823,7 @@ check_addrs(const struct tail_opts *t)
 {
 	const char *flag[] = {"--broker", "--rep", "--refs"};
 	const char *addr[] = {t->broker, t->rep, t->refs};
-	char buf[160];
+	char buf[512];
 
 	for (size_t i = 0; i < 3; i++) {
 		const char *why;

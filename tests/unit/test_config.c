@@ -588,3 +588,115 @@ Test(config, numbers_from_flags_are_whole_and_bounded)
 	    0);
 	cr_assert_str_eq(err, "--ipc-mode \"0999\": expected an octal number");
 }
+
+/* strtoul alone took leading white space and a sign: " 16" was 16 and
+ * " -1" wrapped to ULONG_MAX. A number is decimal (octal for ipcMode)
+ * digits and nothing else. */
+Test(config, numbers_in_the_file_are_plain_digits)
+{
+	static const struct {
+		const char *yaml, *want;
+	} cases[] = {
+	    {"ringCapacity: \" 16\"\n",
+	     ":1: ringCapacity: \" 16\": expected a whole number"},
+	    {"ringCapacity: \"16 \"\n",
+	     ":1: ringCapacity: \"16 \": expected a whole number"},
+	    {"ringCapacity: \"+16\"\n",
+	     ":1: ringCapacity: \"+16\": expected a whole number"},
+	    {"ringCapacity: \"\\t16\"\n",
+	     ":1: ringCapacity: \"\t16\": expected a whole number"},
+	    {"ringCapacity: 0x10\n",
+	     ":1: ringCapacity: \"0x10\": expected a whole number"},
+	    {"listen: x\nheartbeatMs: \" -1\"\n",
+	     ":2: heartbeatMs: \" -1\": expected a whole number"},
+	    {"batchMicros: \"+5\"\n",
+	     ":1: batchMicros: \"+5\": expected a whole number"},
+	    {"watchIdleMs: \" 5000\"\n",
+	     ":1: watchIdleMs: \" 5000\": expected a whole number"},
+	    {"backoffMaxMs: \"-0\"\n",
+	     ":1: backoffMaxMs: \"-0\": expected a whole number"},
+	    {"staleAfterFailures: \" 3\"\n",
+	     ":1: staleAfterFailures: \" 3\": expected a whole number"},
+	    {"ipcMode: \" 0600\"\n",
+	     ":1: ipcMode: \" 0600\": expected an octal number"},
+	    {"ipcMode: \"+0600\"\n",
+	     ":1: ipcMode: \"+0600\": expected an octal number"},
+	    {"ringCapacity: 99999999999999999999999\n",
+	     ":1: ringCapacity: \"99999999999999999999999\": too large a "
+	     "number"},
+	};
+	char want[512];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		snprintf(want, sizeof(want), "/tmp/kf-cfg-%d.yaml%s", getpid(),
+			 cases[i].want);
+		cr_assert_str_eq(load_err(cases[i].yaml), want, "case %zu", i);
+	}
+	cr_assert_str_eq(load_err("ringCapacity: \"016\"\nipcMode: 0600\n"
+				  "heartbeatMs: 5\n"),
+			 "");
+}
+
+Test(config, numbers_from_flags_are_plain_digits)
+{
+	static const char *const bad[] = {" 16",  "16 ",  "+16", "\t16",
+					  "16\n", "0x10", "-0",	 " -1"};
+	char err[256], want[256];
+	unsigned long u;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		cr_assert_neq(kd_parse_uint("--ring-capacity", bad[i], 10,
+					    1ul << 24, &u, err, sizeof(err)),
+			      0, "%s", bad[i]);
+		snprintf(want, sizeof(want),
+			 "--ring-capacity \"%s\": expected a whole number",
+			 bad[i]);
+		cr_assert_str_eq(err, want);
+	}
+	cr_assert_neq(
+	    kd_parse_uint("--ipc-mode", " 0600", 8, 0777, &u, err, sizeof(err)),
+	    0);
+	cr_assert_str_eq(err, "--ipc-mode \" 0600\": expected an octal number");
+	cr_assert_neq(kd_parse_uint("--heartbeat-ms", "99999999999999999999",
+				    10, 3600000, &u, err, sizeof(err)),
+		      0);
+	cr_assert_str_eq(err, "--heartbeat-ms \"99999999999999999999\": too "
+			      "large a number");
+}
+
+/* finish_err's change for the port tests. */
+static const char *port_listen;
+
+static void
+ch_port(struct kd_cfg *c)
+{
+	kd_set(&c->listen, port_listen);
+	kd_set(&c->rep, "tcp://127.0.0.1:7001");
+}
+
+Test(config, a_listen_port_is_plain_digits)
+{
+	static const struct {
+		const char *listen, *why;
+	} cases[] = {
+	    {"tcp://127.0.0.1: 7000", "the port is not a number"},
+	    {"tcp://127.0.0.1:+7000", "the port is not a number"},
+	    {"tcp://127.0.0.1:/x", "the port is not a number"},
+	    {"tcp://127.0.0.1:0x10", "the port is not a number"},
+	    {"tcp://127.0.0.1:0000001", "the port has leading zeros"},
+	    {"tcp://127.0.0.1:99999999999999999999",
+	     "the port is outside 0..65535"},
+	};
+	char want[512];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		port_listen = cases[i].listen;
+		snprintf(want, sizeof(want), "listen (--listen) \"%s\": %s",
+			 cases[i].listen, cases[i].why);
+		cr_assert_str_eq(finish_err(ch_port), want);
+	}
+	port_listen = "tcp://127.0.0.1:7000";
+	cr_assert_str_eq(finish_err(ch_port), "");
+	port_listen = "tcp://127.0.0.1:0";
+	cr_assert_str_eq(finish_err(ch_port), "");
+}

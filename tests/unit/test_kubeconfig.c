@@ -500,7 +500,27 @@ static const struct bad_case bad_cases[] = {
     {"bad-base64-ca.yaml", KF_ECONFIG,
      "clusters[0].cluster.certificate-authority-data: invalid base64"},
     {"bad-not-pem.yaml", KF_ECONFIG,
-     "clusters[0].cluster.certificate-authority-data: not PEM data"},
+     "clusters[0].cluster.certificate-authority-data: holds no PEM "
+     "certificate (no -----BEGIN CERTIFICATE----- ... -----END "
+     "CERTIFICATE----- block) (cluster \"c\", line 7)"},
+    {"bad-ca-data-unpadded.yaml", KF_ECONFIG,
+     "clusters[0].cluster.certificate-authority-data: invalid base64 "
+     "(cluster \"prod\", line 8)"},
+    {"bad-key-data-urlsafe.yaml", KF_ECONFIG,
+     "users[0].user.client-key-data: invalid base64 (user \"robot\", "
+     "line 12)"},
+    {"bad-ca-data-no-end.yaml", KF_ECONFIG,
+     "clusters[0].cluster.certificate-authority-data: holds no PEM "
+     "certificate (no -----BEGIN CERTIFICATE----- ... -----END "
+     "CERTIFICATE----- block) (cluster \"prod\", line 8)"},
+    {"bad-cert-data-is-key.yaml", KF_ECONFIG,
+     "users[0].user.client-certificate-data: holds no PEM certificate (no "
+     "-----BEGIN CERTIFICATE----- ... -----END CERTIFICATE----- block) "
+     "(user \"robot\", line 11)"},
+    {"bad-key-data-is-cert.yaml", KF_ECONFIG,
+     "users[0].user.client-key-data: holds no PEM private key (no "
+     "-----BEGIN PRIVATE KEY-----, RSA PRIVATE KEY or EC PRIVATE KEY block "
+     "with its -----END line) (user \"robot\", line 12)"},
     {"bad-missing-context.yaml", KF_ECONFIG,
      "current-context: no context named \"nope\""},
     {"bad-no-current.yaml", KF_ECONFIG,
@@ -589,6 +609,128 @@ Test(kubeconfig, every_malformed_file_names_file_field_and_problem)
 		cr_expect(strncmp(err, prefix, strlen(prefix)) == 0,
 			  "%s:\n  got  %s\n  want %s...", b->file, err, prefix);
 		kf_conn_free(c);
+	}
+}
+
+/* A kubeconfig in tmpdir naming the files ca, crt and key there. */
+static kf_err
+load_with_files(const char *ca, const char *crt, const char *key, char *err,
+		size_t errlen)
+{
+	struct kfi_kubeconfig kc;
+	char text[1024];
+	kf_err e;
+
+	spit(tmp("ca"), ca);
+	spit(tmp("crt"), crt);
+	spit(tmp("key"), key);
+	snprintf(text, sizeof(text),
+		 "kind: Config\n"
+		 "clusters:\n"
+		 "- name: c\n"
+		 "  cluster:\n"
+		 "    server: https://x\n"
+		 "    certificate-authority: ca\n"
+		 "users:\n"
+		 "- name: u\n"
+		 "  user:\n"
+		 "    client-certificate: crt\n"
+		 "    client-key: key\n"
+		 "contexts:\n"
+		 "- name: ctx\n"
+		 "  context: {cluster: c, user: u}\n"
+		 "current-context: ctx\n");
+	spit(tmp("config"), text);
+	e = kfi_kubeconfig_load(tmp("config"), NULL, &kc, err, errlen);
+	if (e == KF_OK)
+		kfi_kubeconfig_fini(&kc);
+	return e;
+}
+
+#define PEM(label, body)                                                       \
+	"-----BEGIN " label "-----\n" body "\n-----END " label "-----\n"
+
+Test(kubeconfig, ca_certificate_and_key_files_must_hold_their_pem_block,
+     .init = make_tmpdir, .fini = remove_tmpdir)
+{
+	static const char cert[] = "junk before\n" PEM("CERTIFICATE", "MIIB");
+	char err[512], want[1200];
+
+	cr_assert_eq(load_with_files(cert, cert, PEM("PRIVATE KEY", "MIIE"),
+				     err, sizeof(err)),
+		     KF_OK, "%s", err);
+	cr_assert_eq(load_with_files(cert, cert, PEM("RSA PRIVATE KEY", "MIIE"),
+				     err, sizeof(err)),
+		     KF_OK, "%s", err);
+	cr_assert_eq(load_with_files(cert, cert, PEM("EC PRIVATE KEY", "MHc"),
+				     err, sizeof(err)),
+		     KF_OK, "%s", err);
+
+	/* DER bytes, or any text without the armor. */
+	cr_assert_eq(load_with_files("0\x82\x01\n", cert,
+				     PEM("PRIVATE KEY", "MIIE"), err,
+				     sizeof(err)),
+		     KF_ECONFIG);
+	snprintf(want, sizeof(want),
+		 "kubeconfig %s: clusters[0].cluster.certificate-authority: "
+		 "%s holds no PEM certificate (no -----BEGIN CERTIFICATE----- "
+		 "... -----END CERTIFICATE----- block) (line 3)",
+		 tmp("config"), tmp("ca"));
+	cr_assert_str_eq(err, want);
+
+	/* A BEGIN line without its END. */
+	cr_assert_eq(load_with_files("-----BEGIN CERTIFICATE-----\nMIIB\n",
+				     cert, PEM("PRIVATE KEY", "MIIE"), err,
+				     sizeof(err)),
+		     KF_ECONFIG);
+	cr_assert_str_eq(err, want);
+
+	/* Certificate and key swapped. */
+	cr_assert_eq(load_with_files(cert, PEM("PRIVATE KEY", "MIIE"), cert,
+				     err, sizeof(err)),
+		     KF_ECONFIG);
+	snprintf(want, sizeof(want),
+		 "kubeconfig %s: users[0].user.client-certificate: %s holds no "
+		 "PEM certificate (no -----BEGIN CERTIFICATE----- ... -----END "
+		 "CERTIFICATE----- block) (line 8)",
+		 tmp("config"), tmp("crt"));
+	cr_assert_str_eq(err, want);
+	cr_assert_eq(load_with_files(cert, cert, cert, err, sizeof(err)),
+		     KF_ECONFIG);
+	snprintf(want, sizeof(want),
+		 "kubeconfig %s: users[0].user.client-key: %s holds no PEM "
+		 "private key (no -----BEGIN PRIVATE KEY-----, RSA PRIVATE KEY "
+		 "or EC PRIVATE KEY block with its -----END line) (line 8)",
+		 tmp("config"), tmp("key"));
+	cr_assert_str_eq(err, want);
+
+	/* An encrypted key is not one curl can use without a passphrase. */
+	cr_assert_eq(load_with_files(cert, cert,
+				     PEM("ENCRYPTED PRIVATE KEY", "MIIF"), err,
+				     sizeof(err)),
+		     KF_ECONFIG);
+	cr_assert_str_eq(err, want);
+}
+
+Test(kubeconfig, a_fifo_as_ca_file_is_not_read, .init = make_tmpdir,
+     .fini = remove_tmpdir, .timeout = 10)
+{
+	static const char cert[] = PEM("CERTIFICATE", "MIIB");
+	char err[512];
+
+	cr_assert_eq(load_with_files(cert, cert, PEM("PRIVATE KEY", "MIIE"),
+				     err, sizeof(err)),
+		     KF_OK, "%s", err);
+	cr_assert_eq(unlink(tmp("ca")), 0);
+	cr_assert_eq(mkfifo(tmp("ca"), 0600), 0);
+	/* load_with_files would block writing the FIFO; load directly. */
+	{
+		struct kfi_kubeconfig kc;
+
+		cr_assert_eq(kfi_kubeconfig_load(tmp("config"), NULL, &kc, err,
+						 sizeof(err)),
+			     KF_OK, "%s", err);
+		kfi_kubeconfig_fini(&kc);
 	}
 }
 

@@ -113,3 +113,38 @@ Test(kubefand_args, check_config_says_no_kubeconfig_was_found)
 	cr_assert_str_eq(out, want);
 	remove_config(dir);
 }
+
+/* A number in the file or on the command line is digits only: " 16"
+ * was taken as 16, since strtoul skips white space. */
+Test(kubefand_args, a_number_with_a_space_is_refused_naming_key_and_line)
+{
+	char dir[64], path[256], args[512], want[512], out[4096];
+	FILE *f;
+	int rc;
+
+	make_config(dir, sizeof(dir));
+	snprintf(path, sizeof(path), "%s/kubefand.yaml", dir);
+	f = fopen(path, "a");
+	cr_assert_not_null(f);
+	fputs("ringCapacity: \" 16\"\n", f);
+	fclose(f);
+	snprintf(args, sizeof(args), "--check-config --config %s", path);
+	rc = run_kubefand("-u KUBERNETES_SERVICE_HOST", args, out, sizeof(out));
+	snprintf(want, sizeof(want),
+		 "kubefand: %s:4: ringCapacity: \" 16\": expected a whole "
+		 "number\n",
+		 path);
+	cr_assert_eq(rc, 2, "exit %d: %s", rc, out);
+	cr_assert_str_eq(out, want);
+	remove_config(dir);
+
+	make_config(dir, sizeof(dir));
+	snprintf(args, sizeof(args),
+		 "--check-config --config %s/kubefand.yaml --heartbeat-ms ' 5'",
+		 dir);
+	rc = run_kubefand("-u KUBERNETES_SERVICE_HOST", args, out, sizeof(out));
+	cr_assert_eq(rc, 2, "exit %d: %s", rc, out);
+	cr_assert_str_eq(out, "kubefand: --heartbeat-ms \" 5\": expected a "
+			      "whole number\n");
+	remove_config(dir);
+}

@@ -90,6 +90,53 @@ Test(tail_args, a_port_out_of_range_is_named_as_such)
 		       "give --rep");
 }
 
+/* "0000001" was called out of range; it is port 1 written with leading
+ * zeros, which are refused as such. */
+Test(tail_args, a_port_with_leading_zeros_is_named_as_such)
+{
+	expect_refused("--timeout 0.2 --broker tcp://127.0.0.1:0000001 "
+		       "--resource configmaps",
+		       "kubefan-tail: bad broker address --broker "
+		       "tcp://127.0.0.1:0000001: the port 0000001 has leading "
+		       "zeros\n");
+	expect_refused("--timeout 0.2 --broker ipc:///tmp/x --rep "
+		       "tcp://127.0.0.1:07001 --resource configmaps",
+		       "kubefan-tail: bad broker address --rep "
+		       "tcp://127.0.0.1:07001: the port 07001 has leading "
+		       "zeros\n");
+	/* Digits first: "01x" is not a number at all. */
+	expect_refused(
+	    "--timeout 0.2 --broker tcp://127.0.0.1:01x --resource configmaps",
+	    "kubefan-tail: bad broker address --broker tcp://127.0.0.1:01x: "
+	    "the port 01x is not a number\n");
+	expect_refused("--timeout 0.2 --broker tcp://127.0.0.1:1234567x "
+		       "--resource configmaps",
+		       "the port 1234567x is not a number\n");
+}
+
+/* nng took the last colon of "::1:5" for the port and failed to dial
+ * with "Address invalid" and exit 1. */
+Test(tail_args, an_ipv6_address_without_brackets_is_refused_up_front)
+{
+	expect_refused(
+	    "--timeout 0.2 --broker tcp://::1:5 --resource configmaps",
+	    "kubefan-tail: bad broker address --broker tcp://::1:5: an IPv6 "
+	    "address needs brackets, as tcp://[::1]:5\n");
+	expect_refused("--timeout 0.2 --broker tcp://127.0.0.1:5 --rep "
+		       "tls+tcp://fe80::1:7001 --resource configmaps",
+		       "kubefan-tail: bad broker address --rep "
+		       "tls+tcp://fe80::1:7001: an IPv6 address needs "
+		       "brackets, as tls+tcp://[fe80::1]:7001\n");
+	expect_refused(
+	    "--timeout 0.2 --broker 'tcp://[::1:5' --resource configmaps",
+	    "kubefan-tail: bad broker address --broker tcp://[::1:5: an IPv6 "
+	    "address in [ needs its closing ], as tcp://[::1]:PORT\n");
+	expect_refused(
+	    "--timeout 0.2 --broker 'tcp://[::1]' --resource configmaps",
+	    "kubefan-tail: bad broker address --broker tcp://[::1]: a tcp "
+	    "address needs HOST:PORT\n");
+}
+
 Test(tail_args, a_resource_of_more_than_three_parts_is_refused)
 {
 	static const char forms[] =
