@@ -305,23 +305,6 @@ yscalar(yaml_node_t *n)
 		   : NULL;
 }
 
-/* A document with no content: no node, or a plain empty or null scalar
- * (a file of comments, or "---", or "~"). */
-static bool
-ynull(const yaml_node_t *n)
-{
-	const char *v;
-
-	if (n == NULL)
-		return true;
-	if (n->type != YAML_SCALAR_NODE ||
-	    n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
-		return false;
-	v = (const char *)n->data.scalar.value;
-	return v[0] == '\0' || strcmp(v, "~") == 0 || strcmp(v, "null") == 0 ||
-	       strcmp(v, "Null") == 0 || strcmp(v, "NULL") == 0;
-}
-
 /* "path:line: key: \"value\": what", for a bad value. */
 static int
 yfail_v(struct yload *y, yaml_node_t *n, const char *what, const char *key)
@@ -715,7 +698,7 @@ kd_cfg_load_file(struct kd_cfg *c, const char *path, char *err, size_t len)
 		return -1;
 	}
 	root = yaml_document_get_root_node(&doc);
-	if (ynull(root)) {
+	if (kf_yaml_is_null(root)) { /* a file of comments, "---" or "~" */
 		snprintf(err, len,
 			 "%s: the file is empty (it must be a mapping of "
 			 "settings, such as resources:)",

@@ -369,21 +369,6 @@ kfi_rfc3339_parse(const char *s, long long *out)
 
 /* ---- node helpers ---- */
 
-static bool
-kc_is_null(const yaml_node_t *n)
-{
-	const char *v;
-
-	if (n == NULL)
-		return true;
-	if (n->type != YAML_SCALAR_NODE ||
-	    n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
-		return false;
-	v = (const char *)n->data.scalar.value;
-	return v[0] == '\0' || strcmp(v, "~") == 0 || strcmp(v, "null") == 0 ||
-	       strcmp(v, "Null") == 0 || strcmp(v, "NULL") == 0;
-}
-
 static const char *
 kc_type_name(const yaml_node_t *n)
 {
@@ -403,7 +388,7 @@ kc_type_name(const yaml_node_t *n)
 static kf_err
 kc_string(struct kc_ctx *x, yaml_node_t *n, const char *path, char **out)
 {
-	if (kc_is_null(n))
+	if (kf_yaml_is_null(n))
 		return KF_OK;
 	if (n->type != YAML_SCALAR_NODE)
 		return kc_fail(x, KF_ECONFIG, n, path,
@@ -427,7 +412,7 @@ kc_bool(struct kc_ctx *x, yaml_node_t *n, const char *path, bool *out)
 	static const char *const no[] = {"false", "no", "off", "n"};
 	const char *v;
 
-	if (kc_is_null(n)) {
+	if (kf_yaml_is_null(n)) {
 		*out = false;
 		return KF_OK;
 	}
@@ -572,7 +557,7 @@ kc_walk_map(struct kc_ctx *x, yaml_node_t *map, const char *path,
 	size_t first[32];
 	char sub[KC_PATH];
 
-	if (kc_is_null(map))
+	if (kf_yaml_is_null(map))
 		return KF_OK;
 	if (map->type != YAML_MAPPING_NODE)
 		return kc_fail(x, KF_ECONFIG, map, path,
@@ -617,7 +602,7 @@ static kf_err
 kc_list(struct kc_ctx *x, yaml_node_t *n, const char *path, size_t *len)
 {
 	*len = 0;
-	if (kc_is_null(n))
+	if (kf_yaml_is_null(n))
 		return KF_OK;
 	if (n->type != YAML_SEQUENCE_NODE)
 		return kc_fail(x, KF_ECONFIG, n, path,
@@ -729,7 +714,7 @@ kc_exec_env(struct kc_ctx *x, struct kfi_exec_cfg *ex, yaml_node_t *v,
 		if ((e = kc_subpath(x, it, sub, sizeof(sub), "%s[%zu]", path,
 				    i)) != KF_OK)
 			return e;
-		if (kc_is_null(it) || it->type != YAML_MAPPING_NODE)
+		if (kf_yaml_is_null(it) || it->type != YAML_MAPPING_NODE)
 			return kc_fail(x, KF_ECONFIG, it, sub,
 				       "expected a mapping with name and "
 				       "value");
@@ -815,7 +800,7 @@ kc_exec(struct kc_ctx *x, yaml_node_t *v, const char *path,
 	char sub[KC_PATH + 16];
 	kf_err e;
 
-	if (kc_is_null(v))
+	if (kf_yaml_is_null(v))
 		return KF_OK;
 	if ((ex = calloc(1, sizeof(*ex))) == NULL)
 		return kc_oom(x);
@@ -924,11 +909,11 @@ kc_user_field(struct kc_ctx *x, void *obj, int key, yaml_node_t *v,
 	case 8:
 		return kc_exec(x, v, path, &u->exec);
 	case 9:
-		if (!kc_is_null(v))
+		if (!kf_yaml_is_null(v))
 			u->auth_provider_line = (int)v->start_mark.line + 1;
 		return KF_OK;
 	default:
-		if (!kc_is_null(v) && u->impersonate_line == 0)
+		if (!kf_yaml_is_null(v) && u->impersonate_line == 0)
 			u->impersonate_line = (int)v->start_mark.line + 1;
 		return KF_OK;
 	}
@@ -1009,7 +994,7 @@ kc_entry_label(struct kc_ctx *x, const struct kc_named *kind, yaml_node_t *it)
 	char q[80];
 
 	x->entry[0] = '\0';
-	if (kc_is_null(it) || it->type != YAML_MAPPING_NODE)
+	if (kf_yaml_is_null(it) || it->type != YAML_MAPPING_NODE)
 		return;
 	for (yaml_node_pair_t *p = it->data.mapping.pairs.start;
 	     p < it->data.mapping.pairs.top; p++) {
@@ -1020,7 +1005,7 @@ kc_entry_label(struct kc_ctx *x, const struct kc_named *kind, yaml_node_t *it)
 		    strcmp((const char *)k->data.scalar.value, "name") != 0)
 			continue;
 		if (v != NULL && v->type == YAML_SCALAR_NODE &&
-		    !kc_is_null(v) && v->data.scalar.length > 0)
+		    !kf_yaml_is_null(v) && v->data.scalar.length > 0)
 			snprintf(x->entry, sizeof(x->entry), "%s \"%s\"",
 				 kind->body,
 				 kc_quote((const char *)v->data.scalar.value, q,
@@ -1053,7 +1038,7 @@ kc_entries(struct kc_ctx *x, yaml_node_t *list, const struct kc_named *kind,
 		*(int *)(entry + kind->line_off) =
 		    it != NULL ? (int)it->start_mark.line + 1 : 0;
 		snprintf(path, sizeof(path), "%s[%zu]", kind->list, i);
-		if (kc_is_null(it) || it->type != YAML_MAPPING_NODE)
+		if (kf_yaml_is_null(it) || it->type != YAML_MAPPING_NODE)
 			return kc_fail(x, KF_ECONFIG, it, path,
 				       "expected a mapping with name and %s",
 				       kind->body);
@@ -1302,7 +1287,7 @@ kc_parse_file(const char *label, const char *dir, const uint8_t *data,
 	x.doc = &doc;
 	root = yaml_document_get_root_node(&doc);
 	e = KF_OK;
-	if (root != NULL && !kc_is_null(root) &&
+	if (root != NULL && !kf_yaml_is_null(root) &&
 	    root->type != YAML_MAPPING_NODE)
 		e = kc_fail(&x, KF_ECONFIG, root, NULL,
 			    "the document is %s, not a mapping",

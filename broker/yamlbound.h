@@ -8,7 +8,9 @@
 #ifndef KF_YAMLBOUND_H
 #define KF_YAMLBOUND_H
 
+#include <stdbool.h>
 #include <stdio.h>
+#include <string.h>
 #include <yaml.h>
 
 #define KF_YAML_MAX_DEPTH   64
@@ -92,6 +94,23 @@ kf_yaml_problem(const yaml_parser_t *p, const unsigned char *data, size_t n,
 	}
 	snprintf(detail, len, "%s%s%s", problem, p->context ? " " : "",
 		 p->context ? p->context : "");
+}
+
+/* A node that YAML reads as null: absent, or a plain (unquoted) empty,
+ * "~" or null scalar. */
+static inline bool
+kf_yaml_is_null(const yaml_node_t *n)
+{
+	const char *v;
+
+	if (n == NULL)
+		return true;
+	if (n->type != YAML_SCALAR_NODE ||
+	    n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+		return false;
+	v = (const char *)n->data.scalar.value;
+	return v[0] == '\0' || strcmp(v, "~") == 0 || strcmp(v, "null") == 0 ||
+	       strcmp(v, "Null") == 0 || strcmp(v, "NULL") == 0;
 }
 
 #endif

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -153,4 +154,27 @@ kt_proc_reap_all(void)
 			waitpid(procs[i], NULL, 0);
 		procs[i] = 0;
 	}
+}
+
+int
+kt_proc_output(const char *cmd, char *out, size_t len)
+{
+	FILE *p = popen(cmd, "r");
+	size_t n = 0;
+	int st;
+
+	cr_assert_not_null(p, "popen %s", cmd);
+	/* Bounded by len: the rest of the output is read and dropped. */
+	while (!feof(p) && !ferror(p)) {
+		char buf[512];
+		size_t got = fread(buf, 1, sizeof(buf), p);
+		size_t take = got < len - 1 - n ? got : len - 1 - n;
+
+		memcpy(out + n, buf, take);
+		n += take;
+	}
+	out[n] = '\0';
+	st = pclose(p);
+	cr_assert(WIFEXITED(st), "%s: no exit status", cmd);
+	return WEXITSTATUS(st);
 }

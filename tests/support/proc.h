@@ -15,6 +15,7 @@
 #define KF_TEST_PROC_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <sys/types.h>
 
 /* Append to the output files instead of truncating them. */
@@ -49,6 +50,12 @@ bool kt_proc_await(pid_t pid, bool (*ready)(void *arg), void *arg,
 /* A condition for kt_proc_await: the file at path (a char *) exists, such
  * as the ipc socket of a listener. */
 bool kt_proc_path_exists(void *path);
+
+/* Run cmd with /bin/sh and wait for it; its exit status, and what it
+ * wrote to stdout (and to stderr, with "2>&1" in cmd) in out, cut to
+ * len - 1 bytes and NUL-terminated. Fails the test when cmd did not exit
+ * (a signal ended it). */
+int kt_proc_output(const char *cmd, char *out, size_t len);
 
 /* Kill (SIGKILL) and reap every process started and not reaped yet. */
 void kt_proc_reap_all(void);

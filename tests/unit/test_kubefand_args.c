@@ -8,8 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
+
+#include "proc.h"
 
 /* Run kubefand with env (shell assignments before it) and args; its exit
  * status, and its stdout and stderr in out. */
@@ -17,28 +18,11 @@ static int
 run_kubefand(const char *env, const char *args, char *out, size_t len)
 {
 	char cmd[4096];
-	size_t n = 0;
-	FILE *p;
-	int st;
 
 	cr_assert_lt(snprintf(cmd, sizeof(cmd), "env %s '%s' %s 2>&1", env,
 			      KF_KUBEFAND, args),
 		     (int)sizeof(cmd));
-	p = popen(cmd, "r");
-	cr_assert_not_null(p);
-	/* Bounded by len: the rest of the output is read and dropped. */
-	while (!feof(p) && !ferror(p)) {
-		char buf[512];
-		size_t got = fread(buf, 1, sizeof(buf), p);
-		size_t take = got < len - 1 - n ? got : len - 1 - n;
-
-		memcpy(out + n, buf, take);
-		n += take;
-	}
-	out[n] = '\0';
-	st = pclose(p);
-	cr_assert(WIFEXITED(st), "%s: no exit status", args);
-	return WEXITSTATUS(st);
+	return kt_proc_output(cmd, out, len);
 }
 
 /* A good configuration file in a fresh folder; the folder in dir. */

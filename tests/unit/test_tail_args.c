@@ -11,7 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
+
+#include "proc.h"
 
 /* Run kubefan-tail with args (shell words); its exit status, and its
  * stdout and stderr in out. Broker-mode cases pass --timeout 0.2, so a
@@ -20,29 +21,12 @@ static int
 run_tail(const char *args, char *out, size_t len)
 {
 	char cmd[4096];
-	size_t n = 0;
-	FILE *p;
-	int st;
 
 	cr_assert_lt(snprintf(cmd, sizeof(cmd),
 			      "KUBECONFIG=/nonexistent/kubeconfig '%s' %s 2>&1",
 			      KF_TAIL, args),
 		     (int)sizeof(cmd));
-	p = popen(cmd, "r");
-	cr_assert_not_null(p);
-	/* Bounded by len: the rest of the output is read and dropped. */
-	while (!feof(p) && !ferror(p)) {
-		char buf[512];
-		size_t got = fread(buf, 1, sizeof(buf), p);
-		size_t take = got < len - 1 - n ? got : len - 1 - n;
-
-		memcpy(out + n, buf, take);
-		n += take;
-	}
-	out[n] = '\0';
-	st = pclose(p);
-	cr_assert(WIFEXITED(st), "%s: no exit status", args);
-	return WEXITSTATUS(st);
+	return kt_proc_output(cmd, out, len);
 }
 
 static void
