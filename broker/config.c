@@ -757,6 +757,11 @@ hostport_problem(const char *hp, bool allow_remote)
 
 	if (colon == NULL || colon[1] == '\0')
 		return "expected HOST:PORT after the scheme";
+	/* An IPv6 host has colons of its own: nng takes it in brackets. */
+	if (hp[0] == '[' ? memchr(hp, ']', (size_t)(colon - hp)) == NULL ||
+			       colon[-1] != ']'
+			 : memchr(hp, ':', (size_t)(colon - hp)) != NULL)
+		return "an IPv6 address needs brackets, as tcp://[::1]:PORT";
 	digits = strcspn(colon + 1, "/");
 	if (digits == 0 || strspn(colon + 1, "0123456789") != digits)
 		return "the port is not a number";

@@ -686,6 +686,12 @@ Test(config, a_listen_port_is_plain_digits)
 	    {"tcp://127.0.0.1:0000001", "the port has leading zeros"},
 	    {"tcp://127.0.0.1:99999999999999999999",
 	     "the port is outside 0..65535"},
+	    {"tcp://::1:7000",
+	     "an IPv6 address needs brackets, as tcp://[::1]:PORT"},
+	    {"tcp://[::1:7000",
+	     "an IPv6 address needs brackets, as tcp://[::1]:PORT"},
+	    {"tcp://[::1]x:7000",
+	     "an IPv6 address needs brackets, as tcp://[::1]:PORT"},
 	};
 	char want[512];
 
@@ -698,5 +704,7 @@ Test(config, a_listen_port_is_plain_digits)
 	port_listen = "tcp://127.0.0.1:7000";
 	cr_assert_str_eq(finish_err(ch_port), "");
 	port_listen = "tcp://127.0.0.1:0";
+	cr_assert_str_eq(finish_err(ch_port), "");
+	port_listen = "tcp://[::1]:7000";
 	cr_assert_str_eq(finish_err(ch_port), "");
 }
