@@ -13,6 +13,13 @@
  * One mutex guards the table, the FIFO and the heap; callbacks run
  * outside it. Workers sleep on one condition variable, until the earliest
  * due time when the heap is not empty.
+ *
+ * The feeder also keeps the objects it has been told exist (a reference
+ * to each, the store's own object, in a table only it touches). A lagged
+ * subscription gets a fresh INIT..INIT_DONE frame instead of the events
+ * it missed, deletes included; at that INIT_DONE every known object the
+ * frame did not name is queued, so its reconcile sees it gone, as it
+ * would have after its DELETE.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -391,10 +398,170 @@ ctl_worker(void *arg)
 	return NULL;
 }
 
+/* ---- the feeder's known objects ---- */
+
+struct ctl_known_slot {
+	kf_object *obj; /* referenced; NULL: free */
+	uint64_t hash;
+	uint64_t frame; /* the frame or event that last named it */
+};
+
+/* Open addressing with linear probing, at most half full; removal shifts
+ * the following run back, so there are no tombstones. */
+struct ctl_known {
+	struct ctl_known_slot *slot;
+	size_t cap, n;
+	uint64_t frame; /* INIT frames seen */
+	bool in_frame;
+};
+
+static size_t
+ctl_known_find(const struct ctl_known *k, const kf_objref *ref, uint64_t h)
+{
+	size_t i = h & (k->cap - 1);
+
+	/* Bound: the table is at most half full. */
+	for (; k->slot[i].obj != NULL; i = (i + 1) & (k->cap - 1)) {
+		kf_objref r;
+
+		if (k->slot[i].hash != h)
+			continue;
+		r = kf_object_objref(k->slot[i].obj);
+		if (kf_objref_equal(&r, ref))
+			break;
+	}
+	return i;
+}
+
+static bool
+ctl_known_grow(struct ctl_known *k)
+{
+	size_t cap = k->cap ? k->cap * 2 : 256;
+	struct ctl_known_slot *old = k->slot, *nu = calloc(cap, sizeof(*nu));
+
+	if (nu == NULL)
+		return false;
+	/* Bound: one pass over the old slots. */
+	for (size_t i = 0; i < k->cap; i++) {
+		size_t j;
+
+		if (old[i].obj == NULL)
+			continue;
+		for (j = old[i].hash & (cap - 1); nu[j].obj != NULL;
+		     j = (j + 1) & (cap - 1))
+			;
+		nu[j] = old[i];
+	}
+	free(old);
+	k->slot = nu;
+	k->cap = cap;
+	return true;
+}
+
+/* obj exists (a reference is taken); false when out of memory. */
+static bool
+ctl_known_put(struct ctl_known *k, kf_object *obj)
+{
+	kf_objref ref = kf_object_objref(obj);
+	uint64_t h = kf_objref_hash(&ref);
+	size_t i;
+
+	if (2 * (k->n + 1) > k->cap && !ctl_known_grow(k))
+		return false;
+	i = ctl_known_find(k, &ref, h);
+	if (k->slot[i].obj != NULL)
+		kf_object_unref(k->slot[i].obj);
+	else
+		k->n++;
+	k->slot[i].obj = kf_object_ref(obj);
+	k->slot[i].hash = h;
+	k->slot[i].frame = k->frame;
+	return true;
+}
+
+static void
+ctl_known_drop_at(struct ctl_known *k, size_t i)
+{
+	size_t mask = k->cap - 1, j = i;
+
+	kf_object_unref(k->slot[i].obj);
+	k->slot[i].obj = NULL;
+	k->n--;
+	/* Shift back what the hole would cut off from its home slot. */
+	for (;;) {
+		size_t home;
+
+		j = (j + 1) & mask;
+		if (k->slot[j].obj == NULL)
+			return;
+		home = k->slot[j].hash & mask;
+		if (((j - home) & mask) >= ((j - i) & mask)) {
+			k->slot[i] = k->slot[j];
+			k->slot[j].obj = NULL;
+			i = j;
+		}
+	}
+}
+
+static void
+ctl_known_drop(struct ctl_known *k, const kf_object *obj)
+{
+	kf_objref ref = kf_object_objref(obj);
+	size_t i;
+
+	if (k->cap == 0)
+		return;
+	i = ctl_known_find(k, &ref, kf_objref_hash(&ref));
+	if (k->slot[i].obj != NULL)
+		ctl_known_drop_at(k, i);
+}
+
+static void
+ctl_known_fini(struct ctl_known *k)
+{
+	for (size_t i = 0; i < k->cap; i++)
+		if (k->slot[i].obj != NULL)
+			kf_object_unref(k->slot[i].obj);
+	free(k->slot);
+}
+
+static void
+ctl_feed_ref(kf_controller *c, const kf_objref *ref)
+{
+	pthread_mutex_lock(&c->mu);
+	if (ctl_enqueue_locked(c, ref) != KF_OK)
+		kfi_log(KF_LOG_ERR, "KF-CTL-NOMEM",
+			"controller %s: out of memory; event dropped", c->name);
+	pthread_mutex_unlock(&c->mu);
+}
+
+/* A frame ended: every known object it did not name is gone (deleted
+ * while the subscription lagged); queue it and forget it. */
+static void
+ctl_known_sweep(kf_controller *c, struct ctl_known *k)
+{
+	size_t i = 0;
+
+	/* Bound: one pass; a removal shifts a later slot into i, which is
+	 * looked at again. */
+	while (i < k->cap) {
+		kf_objref ref;
+
+		if (k->slot[i].obj == NULL || k->slot[i].frame == k->frame) {
+			i++;
+			continue;
+		}
+		ref = kf_object_objref(k->slot[i].obj);
+		ctl_feed_ref(c, &ref);
+		ctl_known_drop_at(k, i);
+	}
+}
+
 static void *
 ctl_feeder(void *arg)
 {
 	kf_controller *c = arg;
+	struct ctl_known known = {0};
 	kf_event ev;
 	kf_err err;
 
@@ -402,20 +569,30 @@ ctl_feeder(void *arg)
 	while ((err = kf_subscriber_next(c->sub, -1, &ev)) == KF_OK) {
 		kf_objref ref;
 
+		if (ev.type == KF_EV_INIT) {
+			known.frame++;
+			known.in_frame = true;
+		} else if (ev.type == KF_EV_INIT_DONE && known.in_frame) {
+			known.in_frame = false;
+			ctl_known_sweep(c, &known);
+		}
 		if (ev.obj == NULL)
 			continue; /* INIT, INIT_DONE, LAGGED */
-		ref = kf_object_objref(ev.obj);
-		pthread_mutex_lock(&c->mu);
-		if (ctl_enqueue_locked(c, &ref) != KF_OK)
+		if (ev.type == KF_EV_DELETE)
+			ctl_known_drop(&known, ev.obj);
+		else if (!ctl_known_put(&known, ev.obj))
 			kfi_log(KF_LOG_ERR, "KF-CTL-NOMEM",
-				"controller %s: out of memory; event dropped",
+				"controller %s: out of memory; a delete during "
+				"a lag may go unnoticed",
 				c->name);
-		pthread_mutex_unlock(&c->mu);
+		ref = kf_object_objref(ev.obj);
+		ctl_feed_ref(c, &ref);
 	}
 	if (err != KF_ECLOSED)
 		kfi_log(KF_LOG_ERR, "KF-CTL-FEED",
 			"controller %s: subscription failed: %s", c->name,
 			kf_strerror(err));
+	ctl_known_fini(&known);
 	return NULL;
 }
 

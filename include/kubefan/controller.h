@@ -23,6 +23,10 @@
  * capped at max. Without an error_policy that backoff is used. A success
  * resets the ref's failure count.
  *
+ * Deletes are reconciled also when the subscription lagged past them: at
+ * the end of the re-sync frame every object the controller knew that the
+ * frame does not list is queued (and then reconciled with NULL).
+ *
  * Callbacks run on worker threads, several at once for different refs.
  * The ref passed to callbacks is valid for the call only.
  */

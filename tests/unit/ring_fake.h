@@ -35,6 +35,10 @@ struct fake {
 	_Atomic int refs;
 	uint64_t rv; /* writer only */
 	_Atomic uint64_t snapshots;
+	/* When set, a snapshot first counts itself in snap_waiting and
+	 * waits for the test to release this mutex. */
+	pthread_mutex_t *_Atomic snap_gate;
+	_Atomic int snap_waiting;
 };
 
 static inline kf_object *
@@ -160,7 +164,13 @@ fk_snapshot(void *arg, void **snap, uint64_t *h0, uint64_t *h1)
 {
 	struct fake *f = arg;
 	struct fk_snap *s = calloc(1, sizeof(*s));
+	pthread_mutex_t *gate = atomic_load(&f->snap_gate);
 
+	if (gate != NULL) {
+		atomic_fetch_add(&f->snap_waiting, 1);
+		pthread_mutex_lock(gate);
+		pthread_mutex_unlock(gate);
+	}
 	s->objs = calloc(f->nkeys + 1, sizeof(*s->objs));
 	s->seqs = calloc(f->nkeys + 1, sizeof(*s->seqs));
 	*h0 = kfi_ring_head(f->ring);

@@ -542,3 +542,62 @@ Test(controller, stop_from_a_callback_does_not_wait_and_free_joins)
 	cr_assert(atomic_load(&ss.done));
 	fk_unref(f);
 }
+
+/* Deletes made while the subscription lagged never arrive as DELETE
+ * events: the re-sync frame after the lag lists only what exists. The
+ * feeder queues every object it knew that the frame left out, so each
+ * still gets its reconcile with NULL. The feeder is held inside the
+ * re-sync's snapshot while k0..k3 are deleted. */
+Test(controller, deletes_missed_during_a_lag_are_reconciled_as_gone)
+{
+	struct fake *f = fk_alloc(16, NK);
+	struct rec *r = rec_new();
+	pthread_mutex_t gate = PTHREAD_MUTEX_INITIALIZER;
+	kf_controller *c;
+	kf_ctl_stats st;
+	int64_t end;
+
+	fk_first_list(f, 4); /* k0..k3 */
+	c = ctl_new(f, r, 1, false);
+	kf_controller_start(c);
+	for (size_t id = 0; id < 4; id++)
+		cr_assert(wait_calls(r, id, 1, 5000), "k%zu", id);
+	wait_caught_up(c);
+
+	/* Publish past the ring's 16 slots until the feeder lags and is
+	 * held in its re-sync snapshot. */
+	pthread_mutex_lock(&gate);
+	atomic_store(&f->snap_gate, &gate);
+	for (end = now_ms() + 5000;
+	     atomic_load(&f->snap_waiting) == 0 && now_ms() < end;)
+		for (int i = 0; i < 64; i++)
+			fk_apply(f, 7);
+	cr_assert_gt(atomic_load(&f->snap_waiting), 0,
+		     "the feeder never "
+		     "lagged");
+	for (size_t id = 0; id < 4; id++)
+		fk_delete(f, id);
+	atomic_store(&f->snap_gate, NULL);
+	pthread_mutex_unlock(&gate);
+	wait_caught_up(c);
+	kf_controller_stats(c, &st);
+	cr_assert_gt(st.sub.lagged, 0);
+
+	for (size_t id = 0; id < 4; id++) {
+		end = now_ms() + 5000;
+		while (now_ms() < end) {
+			pthread_mutex_lock(&r->mu);
+			if (r->nulls[id] > 0) {
+				pthread_mutex_unlock(&r->mu);
+				break;
+			}
+			pthread_mutex_unlock(&r->mu);
+			sleep_ms(2);
+		}
+		cr_assert_eq(r->nulls[id], 1, "k%zu: %d reconciles saw it gone",
+			     id, r->nulls[id]);
+	}
+	kf_controller_free(c);
+	fk_unref(f);
+	free(r);
+}
