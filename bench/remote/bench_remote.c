@@ -63,6 +63,7 @@
 #include <errno.h>
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <math.h>
 #include <poll.h>
 #include <netinet/in.h>
@@ -123,11 +124,25 @@ sleep_s(double s)
 	nanosleep(&ts, NULL);
 }
 
+/* The parent's folder of ipc sockets, "" in a child: removed when the
+ * run passes, kept and named when it fails. */
+static char work_dir[64];
+
 static void
 die(const char *what, const char *why)
 {
-	fprintf(stderr, "bench_remote: %s: %s\n", what, why);
+	if (work_dir[0] != '\0')
+		fprintf(stderr, "bench_remote: %s: %s (%s kept)\n", what, why,
+			work_dir);
+	else
+		fprintf(stderr, "bench_remote: %s: %s\n", what, why);
 	exit(1);
+}
+
+static int
+remove_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+	return remove(path) == 0 ? 0 : -1;
 }
 
 /* ---- the digest both sides compute ---- */
@@ -1137,6 +1152,7 @@ main(int argc, char **argv)
 		die("readlink /proc/self/exe", strerror(errno));
 	if (mkdtemp(dir) == NULL)
 		die("mkdtemp", strerror(errno));
+	snprintf(work_dir, sizeof(work_dir), "%s", dir);
 	signal(SIGPIPE, SIG_IGN);
 	port_next = 30000 + (int)(getpid() % 1000) * 20;
 
@@ -1181,5 +1197,14 @@ main(int argc, char **argv)
 	    (DRAIN_S + 0.1 * trial_s) * 1000);
 	printf("\ntotal %.0f s; undetected gaps: %d\n", now_s() - t_start,
 	       undet_total);
-	return undet_total == 0 ? 0 : 1;
+	if (undet_total != 0) {
+		fprintf(stderr, "bench_remote: undetected gaps (%s kept)\n",
+			dir);
+		return 1;
+	}
+	/* Depth first: the rows' folders, then dir. */
+	if (nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
+		fprintf(stderr, "bench_remote: removing %s: %s\n", dir,
+			strerror(errno));
+	return 0;
 }

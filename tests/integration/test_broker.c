@@ -9,22 +9,25 @@
  * Processes are started with posix_spawn through support/proc.h (this
  * process never touches nng, and posix_spawn is safe anyway). Subscribers
  * are kubefan-remote-controller with --dump: they rewrite a file with
- * their counters and sorted mirror every 200 ms.
+ * their counters and sorted mirror every 200 ms. Their logs, dumps and
+ * ipc sockets are in a temporary folder (support/files.h), removed when
+ * the test passes and kept, and named, when it fails.
  */
 #include <criterion/criterion.h>
 #include <curl/curl.h>
+#include <errno.h>
 #include <json-c/json.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "kube.h"
 #include "proc.h"
+#include "files.h"
 #include "clock.h"
 
 struct tb {
@@ -103,17 +106,30 @@ start_sub(struct tb *t, const char *name, int sleep_ms, int recv_buffer)
 static void
 setup(struct tb *t, const char *prefix)
 {
-	char u[64];
-
 	curl_global_init(CURL_GLOBAL_ALL);
 	kt_unique(prefix, t->ns, sizeof(t->ns));
 	kt_namespace(t->ns);
 	snprintf(t->stream, sizeof(t->stream), "cm-%s", t->ns);
-	kt_unique("/tmp/kf-tb", u, sizeof(u));
-	snprintf(t->dir, sizeof(t->dir), "%s", u);
-	cr_assert_eq(mkdir(t->dir, 0700), 0);
+	cr_assert_eq(kt_tmpdir_make("kf-tb", t->dir, sizeof(t->dir)), 0,
+		     "mkdtemp: %s", strerror(errno));
 	snprintf(t->pub, sizeof(t->pub), "ipc://%s/broker.pub", t->dir);
 	snprintf(t->rep, sizeof(t->rep), "ipc://%s/broker.rep", t->dir);
+}
+
+/* The test passed: its folder goes. */
+static void
+cleanup(struct tb *t)
+{
+	cr_assert_eq(kt_tmpdir_remove(t->dir), 0, "removing %s: %s", t->dir,
+		     strerror(errno));
+}
+
+/* After any test: no process left, and the folder a failure kept named. */
+static void
+end_test(void)
+{
+	kt_proc_reap_all();
+	kt_tmpdir_report_kept();
 }
 
 static int
@@ -315,7 +331,7 @@ wait_for_dump(struct tb *t, const char *name)
 }
 
 Test(broker, k14_burst_to_three_processes_one_slow_and_a_late_one,
-     .fini = kt_proc_reap_all)
+     .fini = end_test)
 {
 	struct tb t;
 	char stats[512];
@@ -367,10 +383,10 @@ Test(broker, k14_burst_to_three_processes_one_slow_and_a_late_one,
 	stop_pid(slow, SIGTERM);
 	stop_pid(late, SIGTERM);
 	stop_pid(t.broker, SIGTERM);
+	cleanup(&t);
 }
 
-Test(broker, subscriber_restart_and_broker_sigkill_converge,
-     .fini = kt_proc_reap_all)
+Test(broker, subscriber_restart_and_broker_sigkill_converge, .fini = end_test)
 {
 	struct tb t;
 	char stats[512];
@@ -417,4 +433,5 @@ Test(broker, subscriber_restart_and_broker_sigkill_converge,
 	stop_pid(a, SIGTERM);
 	stop_pid(b, SIGTERM);
 	stop_pid(t.broker, SIGTERM);
+	cleanup(&t);
 }

@@ -4,8 +4,8 @@
  * the server's own view of who we are (SelfSubjectReview) checked.
  */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <stdbool.h>
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +15,7 @@
 #include <curl/curl.h>
 
 #include "conn_int.h"
+#include "files.h"
 #include "kube.h"
 #include "kubeconfig.h"
 #include "kubefan/conn.h"
@@ -142,33 +143,25 @@ conn_from(const char *file, const char *context)
 	return c;
 }
 
+/* The test's folder (support/files.h), removed at the end of a test that
+ * passed; after a failure it is kept, and named by the suite's .fini. */
 static char tmpdir[64];
 
 static void
 make_tmpdir(void)
 {
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/kf-conn-XXXXXX");
-	cr_assert_not_null(mkdtemp(tmpdir));
+	cr_assert_eq(kt_tmpdir_make("kf-conn", tmpdir, sizeof(tmpdir)), 0,
+		     "mkdtemp: %s", strerror(errno));
 }
 
 static void
 remove_tmpdir(void)
 {
-	DIR *d = opendir(tmpdir);
-	struct dirent *ent;
-	char p[600];
-
-	if (d == NULL)
-		return;
-	while ((ent = readdir(d)) != NULL) {
-		if (ent->d_name[0] == '.')
-			continue;
-		snprintf(p, sizeof(p), "%s/%s", tmpdir, ent->d_name);
-		unlink(p);
-	}
-	closedir(d);
-	rmdir(tmpdir);
+	cr_assert_eq(kt_tmpdir_remove(tmpdir), 0, "removing %s: %s", tmpdir,
+		     strerror(errno));
 }
+
+TestSuite(conn_real, .fini = kt_tmpdir_report_kept);
 
 static const char *
 tmp(const char *name)
@@ -264,8 +257,7 @@ Test(conn_real, restricted_token_file_user_is_forbidden_to_list)
 	kf_conn_free(c);
 }
 
-Test(conn_real, exec_plugin_token_is_used_and_cached, .init = make_tmpdir,
-     .fini = remove_tmpdir)
+Test(conn_real, exec_plugin_token_is_used_and_cached, .init = make_tmpdir)
 {
 	char script[1024], user[1024];
 	kf_conn *c;
@@ -286,10 +278,10 @@ Test(conn_real, exec_plugin_token_is_used_and_cached, .init = make_tmpdir,
 	expect_admin(c, "kubefan-admin");
 	cr_assert_eq(count_lines(tmp("count")), 1);
 	kf_conn_free(c);
+	remove_tmpdir();
 }
 
-Test(conn_real, exec_plugin_is_rerun_after_a_401, .init = make_tmpdir,
-     .fini = remove_tmpdir)
+Test(conn_real, exec_plugin_is_rerun_after_a_401, .init = make_tmpdir)
 {
 	char script[1024], user[512];
 	kf_conn *c;
@@ -317,10 +309,10 @@ Test(conn_real, exec_plugin_is_rerun_after_a_401, .init = make_tmpdir,
 	expect_admin(c, "kubefan-admin");
 	cr_assert_eq(count_lines(tmp("count")), 2);
 	kf_conn_free(c);
+	remove_tmpdir();
 }
 
-Test(conn_real, exec_plugin_client_certificate, .init = make_tmpdir,
-     .fini = remove_tmpdir)
+Test(conn_real, exec_plugin_client_certificate, .init = make_tmpdir)
 {
 	char script[2048], user[512];
 	const char *dir = kt_env("KUBEFAN_CLUSTER_DIR");
@@ -344,10 +336,10 @@ Test(conn_real, exec_plugin_client_certificate, .init = make_tmpdir,
 	c = conn_from(write_kubeconfig(ca_line(), user), NULL);
 	expect_admin(c, "kubefan-cert-admin");
 	kf_conn_free(c);
+	remove_tmpdir();
 }
 
-Test(conn_real, ca_data_is_enforced_and_insecure_skips_it, .init = make_tmpdir,
-     .fini = remove_tmpdir)
+Test(conn_real, ca_data_is_enforced_and_insecure_skips_it, .init = make_tmpdir)
 {
 	char user[512], extra[8192];
 	struct kfi_blob ca = {0};
@@ -410,10 +402,10 @@ Test(conn_real, ca_data_is_enforced_and_insecure_skips_it, .init = make_tmpdir,
 	kf_conn_free(c);
 	free(b64);
 	free(ca.data);
+	remove_tmpdir();
 }
 
-Test(conn_real, in_cluster_service_account, .init = make_tmpdir,
-     .fini = remove_tmpdir)
+Test(conn_real, in_cluster_service_account, .init = make_tmpdir)
 {
 	char text[8192], port[16], err[512];
 	const char *server = kt_env("KUBEFAN_TEST_SERVER");
@@ -449,4 +441,5 @@ Test(conn_real, in_cluster_service_account, .init = make_tmpdir,
 	cr_assert_eq(rename(tmp("token.new"), tmp("token")), 0);
 	expect_status(c, "/api/v1/namespaces", NULL, 403, NULL);
 	kf_conn_free(c);
+	remove_tmpdir();
 }

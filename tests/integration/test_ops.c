@@ -11,8 +11,10 @@
  *   - --check-config names the field and the value of a bad setting, and
  *     accepts docs/deploy/kubefand.yaml.
  *
- * kubefand runs as a process (support/proc.h) with its ipc sockets in a
- * temporary directory and its HTTP endpoint on a free loopback port. The
+ * kubefand runs as a process (support/proc.h) with its ipc sockets and
+ * its log in a temporary folder (support/files.h), removed when the test
+ * passes and kept when it fails, and its HTTP endpoint on a free loopback
+ * port. The
  * API server stop is shared with everyone using the cluster: the window
  * is kept short, and the suite's .fini starts the server again whatever
  * happened.
@@ -20,6 +22,7 @@
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <curl/curl.h>
+#include <errno.h>
 #include <math.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -38,7 +41,8 @@
 
 static bool apiserver_stopped;
 
-/* Whatever an assertion cut short: the API server runs again. */
+/* Whatever an assertion cut short: the API server runs again, and the
+ * folders of a failed test are named. */
 static void
 restore_cluster(void)
 {
@@ -47,6 +51,7 @@ restore_cluster(void)
 		apiserver_stopped = false;
 	}
 	kt_proc_reap_all();
+	kt_tmpdir_report_kept();
 }
 
 static char *
@@ -253,15 +258,12 @@ struct kd {
 static void
 kd_setup(struct kd *k, const char *prefix)
 {
-	char u[64];
-
 	curl_global_init(CURL_GLOBAL_ALL);
 	kt_unique(prefix, k->ns, sizeof(k->ns));
 	kt_namespace(k->ns);
 	snprintf(k->stream, sizeof(k->stream), "cm-%s", k->ns);
-	kt_unique("/tmp/kf-ops", u, sizeof(u));
-	snprintf(k->dir, sizeof(k->dir), "%s", u);
-	cr_assert_eq(mkdir(k->dir, 0700), 0);
+	cr_assert_eq(kt_tmpdir_make("kf-ops", k->dir, sizeof(k->dir)), 0,
+		     "mkdtemp: %s", strerror(errno));
 	snprintf(k->log, sizeof(k->log), "%s/kubefand.log", k->dir);
 	snprintf(k->pub, sizeof(k->pub), "ipc://%s/broker.pub", k->dir);
 	snprintf(k->rep, sizeof(k->rep), "ipc://%s/broker.rep", k->dir);
@@ -295,6 +297,14 @@ kd_start(struct kd *k, const char *const *extra)
 	k->port = free_port();
 	snprintf(http, sizeof(http), "http://127.0.0.1:%d", k->port);
 	k->pid = kt_proc_spawn(argv, k->log, NULL, 0);
+}
+
+/* The run passed: its folder goes. */
+static void
+kd_cleanup(struct kd *k)
+{
+	cr_assert_eq(kt_tmpdir_remove(k->dir), 0, "removing %s: %s", k->dir,
+		     strerror(errno));
 }
 
 /* SIGTERM: exit 0 within the stop deadline, the last line KF-DAEMON-EXIT. */
@@ -462,6 +472,7 @@ metrics_run(void)
 			    "or a re-list); repeating it");
 		free(text);
 		kd_stop(&k);
+		kd_cleanup(&k);
 		return false;
 	}
 
@@ -527,6 +538,7 @@ metrics_run(void)
 	free(text);
 
 	kd_stop(&k);
+	kd_cleanup(&k);
 	return true;
 }
 
@@ -657,6 +669,7 @@ Test(ops, readyz_turns_not_ready_without_the_api_server_and_back)
 		  body);
 	free(body);
 	kd_stop(&k);
+	kd_cleanup(&k);
 }
 
 /* ---- --check-config ---- */

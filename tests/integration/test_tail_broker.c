@@ -8,16 +8,18 @@
  *
  * kubefand and the tails are separate processes (support/proc.h);
  * each test has its own namespace, broker and ipc addresses in a temporary
- * folder. The tail's output is read as its consumers would read it.
+ * folder (support/files.h), removed when the test passes and kept, and
+ * named, when it fails. The tail's output is read as its consumers would
+ * read it.
  */
 #include <criterion/criterion.h>
 #include <curl/curl.h>
+#include <errno.h>
 #include <json-c/json.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -44,15 +46,28 @@ slurp(const char *path)
 static void
 setup(struct tt *t, const char *prefix)
 {
-	char u[64];
-
 	curl_global_init(CURL_GLOBAL_ALL);
 	kt_unique(prefix, t->ns, sizeof(t->ns));
 	kt_namespace(t->ns);
-	kt_unique("/tmp/kf-tt", u, sizeof(u));
-	snprintf(t->dir, sizeof(t->dir), "%s", u);
-	cr_assert_eq(mkdir(t->dir, 0700), 0);
+	cr_assert_eq(kt_tmpdir_make("kf-tt", t->dir, sizeof(t->dir)), 0,
+		     "mkdtemp: %s", strerror(errno));
 	snprintf(t->pub, sizeof(t->pub), "ipc://%s/broker.pub", t->dir);
+}
+
+/* The test passed: its folder goes. */
+static void
+cleanup(struct tt *t)
+{
+	cr_assert_eq(kt_tmpdir_remove(t->dir), 0, "removing %s: %s", t->dir,
+		     strerror(errno));
+}
+
+/* After any test: no process left, and the folder a failure kept named. */
+static void
+end_test(void)
+{
+	kt_proc_reap_all();
+	kt_tmpdir_report_kept();
 }
 
 /* kubefand with one stream "configmaps": the test's namespace, or every
@@ -221,7 +236,7 @@ stop_broker_ok(struct tt *t)
 }
 
 Test(tail_broker, snapshot_prints_exactly_the_namespace_objects,
-     .fini = kt_proc_reap_all)
+     .fini = end_test)
 {
 	struct tt t;
 	char *none[] = {NULL};
@@ -275,6 +290,7 @@ Test(tail_broker, snapshot_prints_exactly_the_namespace_objects,
 	}
 	free(text);
 	stop_broker_ok(&t);
+	cleanup(&t);
 }
 
 /* The JSON lines of a live tail so far, as (type, name, rv) triples. */
@@ -338,7 +354,7 @@ rv_of(struct kt_resp *r)
 }
 
 Test(tail_broker, live_tail_prints_create_update_delete_in_order,
-     .fini = kt_proc_reap_all)
+     .fini = end_test)
 {
 	struct tt t;
 	char out[256], errp[256], tout[256], terr[256], path[256], body[256];
@@ -452,6 +468,7 @@ Test(tail_broker, live_tail_prints_create_update_delete_in_order,
 	free(rv1);
 	free(rv2);
 	stop_broker_ok(&t);
+	cleanup(&t);
 }
 
 /* Run the tail with argv to its exit; status and stderr. */
@@ -470,7 +487,7 @@ run_tail(struct tt *t, char *const argv[], double limit, char **err)
 	return rc;
 }
 
-Test(tail_broker, errors_name_what_was_wrong, .fini = kt_proc_reap_all)
+Test(tail_broker, errors_name_what_was_wrong, .fini = end_test)
 {
 	struct tt t;
 	char gone[256], *err;
@@ -530,10 +547,10 @@ Test(tail_broker, errors_name_what_was_wrong, .fini = kt_proc_reap_all)
 	cr_assert(strstr(err, "direct mode") != NULL, "%s", err);
 	free(err);
 	stop_broker_ok(&t);
+	cleanup(&t);
 }
 
-Test(tail_broker, namespace_filter_on_an_all_namespace_stream,
-     .fini = kt_proc_reap_all)
+Test(tail_broker, namespace_filter_on_an_all_namespace_stream, .fini = end_test)
 {
 	struct tt t;
 	char *extra[] = {"-n", t.ns, NULL};
@@ -546,4 +563,5 @@ Test(tail_broker, namespace_filter_on_an_all_namespace_stream,
 	free(text);
 	free(err);
 	stop_broker_ok(&t);
+	cleanup(&t);
 }

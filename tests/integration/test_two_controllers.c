@@ -88,10 +88,10 @@ expect_both(const char *log, const char *ns, const char *name, long long rv,
 
 	snprintf(want, sizeof(want), "[keys] reconcile %s/%s rv=%lld keys=%d",
 		 ns, name, rv, keys);
-	cr_assert(wait_line(log, want), "no line: %s", want);
+	cr_assert(wait_line(log, want), "no line: %s (log %s)", want, log);
 	snprintf(want, sizeof(want), "[policy] reconcile %s/%s rv=%lld %s", ns,
 		 name, rv, verdict);
-	cr_assert(wait_line(log, want), "no line: %s", want);
+	cr_assert(wait_line(log, want), "no line: %s (log %s)", want, log);
 }
 
 static long long
@@ -135,7 +135,8 @@ Test(two_controllers, both_reconcile_every_change_on_one_watch,
 	rv_pre = put_cm("POST", ns, "pre", "\"team\":\"red\"", "\"k\":\"v\"");
 
 	child = kt_proc_spawn(argv, log, NULL, 0);
-	cr_assert(wait_line(log, "synced objects=1"), "example did not sync");
+	cr_assert(wait_line(log, "synced objects=1"),
+		  "example did not sync (log %s)", log);
 	expect_both(log, ns, "pre", rv_pre, 1, "ok team=red");
 
 	/* One change at a time, each seen by both controllers. */
@@ -151,13 +152,13 @@ Test(two_controllers, both_reconcile_every_change_on_one_watch,
 	expect_both(log, ns, "pre", rv_pre2, 0, "ok team=green");
 	cr_assert_eq(kt_configmap_delete(ns, "cm-b"), 200);
 	snprintf(want, sizeof(want), "[keys] reconcile %s/cm-b gone", ns);
-	cr_assert(wait_line(log, want), "no line: %s", want);
+	cr_assert(wait_line(log, want), "no line: %s (log %s)", want, log);
 	snprintf(want, sizeof(want), "[policy] reconcile %s/cm-b gone", ns);
-	cr_assert(wait_line(log, want), "no line: %s", want);
+	cr_assert(wait_line(log, want), "no line: %s (log %s)", want, log);
 
 	/* Graceful stop: the counters at exit. */
 	cr_assert_eq(kt_proc_stop(child, SIGTERM, 10), 0,
-		     "the example did not exit cleanly");
+		     "the example did not exit cleanly (log %s)", log);
 	all = slurp(log);
 	cr_assert_eq(stat_of(all, "watch ", "watchers"), 1);
 	/* Both controllers on one watch request, unless the watch had to

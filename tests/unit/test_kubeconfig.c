@@ -6,6 +6,7 @@
  */
 #include <criterion/criterion.h>
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -69,34 +70,26 @@ count_lines(const char *path)
 	return n;
 }
 
+/* The test's folder (support/files.h), removed at the end of a test that
+ * passed; after a failure it is kept, and named by the suite's .fini. */
 static char tmpdir[64];
 
 static void
 make_tmpdir(void)
 {
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/kf-kc-XXXXXX");
-	cr_assert_not_null(mkdtemp(tmpdir));
+	cr_assert_eq(kt_tmpdir_make("kf-kc", tmpdir, sizeof(tmpdir)), 0,
+		     "mkdtemp: %s", strerror(errno));
 }
 
 static void
 remove_tmpdir(void)
 {
-	DIR *d = opendir(tmpdir);
-	struct dirent *ent;
-	char p[600];
-
-	if (d == NULL)
-		return;
-	while ((ent = readdir(d)) != NULL) {
-		if (strcmp(ent->d_name, ".") == 0 ||
-		    strcmp(ent->d_name, "..") == 0)
-			continue;
-		snprintf(p, sizeof(p), "%s/%s", tmpdir, ent->d_name);
-		unlink(p);
-	}
-	closedir(d);
-	rmdir(tmpdir);
+	cr_assert_eq(kt_tmpdir_remove(tmpdir), 0, "removing %s: %s", tmpdir,
+		     strerror(errno));
 }
+
+TestSuite(kubeconfig, .fini = kt_tmpdir_report_kept);
+TestSuite(conn, .fini = kt_tmpdir_report_kept);
 
 static const char *
 tmp(const char *name)
@@ -651,7 +644,7 @@ load_with_files(const char *ca, const char *crt, const char *key, char *err,
 	"-----BEGIN " label "-----\n" body "\n-----END " label "-----\n"
 
 Test(kubeconfig, ca_certificate_and_key_files_must_hold_their_pem_block,
-     .init = make_tmpdir, .fini = remove_tmpdir)
+     .init = make_tmpdir)
 {
 	static const char cert[] = "junk before\n" PEM("CERTIFICATE", "MIIB");
 	char err[512], want[1200];
@@ -710,10 +703,11 @@ Test(kubeconfig, ca_certificate_and_key_files_must_hold_their_pem_block,
 				     sizeof(err)),
 		     KF_ECONFIG);
 	cr_assert_str_eq(err, want);
+	remove_tmpdir();
 }
 
 Test(kubeconfig, a_fifo_as_ca_file_is_not_read, .init = make_tmpdir,
-     .fini = remove_tmpdir, .timeout = 10)
+     .timeout = 10)
 {
 	static const char cert[] = PEM("CERTIFICATE", "MIIB");
 	char err[512];
@@ -732,6 +726,7 @@ Test(kubeconfig, a_fifo_as_ca_file_is_not_read, .init = make_tmpdir,
 			     KF_OK, "%s", err);
 		kfi_kubeconfig_fini(&kc);
 	}
+	remove_tmpdir();
 }
 
 Test(kubeconfig, empty_ca_data_beside_insecure_skip_tls_verify_is_unset)
@@ -1163,8 +1158,7 @@ exec_env(void)
 	unsetenv("KF_EXEC_TTL");
 }
 
-Test(conn, exec_credential_is_cached_until_expiry, .init = exec_env,
-     .fini = remove_tmpdir)
+Test(conn, exec_credential_is_cached_until_expiry, .init = exec_env)
 {
 	kf_conn *c = conn_ok("exec.yaml", NULL);
 	char *info;
@@ -1194,10 +1188,10 @@ Test(conn, exec_credential_is_cached_until_expiry, .init = exec_env,
 	expect_auth(c, "Authorization: Bearer exec-token-2-token");
 	cr_assert_eq(count_lines(tmp("count")), 2);
 	kf_conn_free(c);
+	remove_tmpdir();
 }
 
-Test(conn, expired_exec_credential_is_refreshed, .init = exec_env,
-     .fini = remove_tmpdir)
+Test(conn, expired_exec_credential_is_refreshed, .init = exec_env)
 {
 	kf_conn *c;
 
@@ -1218,10 +1212,10 @@ Test(conn, expired_exec_credential_is_refreshed, .init = exec_env,
 	expect_auth(c, "Authorization: Bearer exec-token-4-token");
 	cr_assert_eq(count_lines(tmp("count")), 4);
 	kf_conn_free(c);
+	remove_tmpdir();
 }
 
-Test(conn, exec_credential_without_expiry_is_kept, .init = exec_env,
-     .fini = remove_tmpdir)
+Test(conn, exec_credential_without_expiry_is_kept, .init = exec_env)
 {
 	kf_conn *c = conn_ok("exec.yaml", "noexpiry");
 
@@ -1229,10 +1223,10 @@ Test(conn, exec_credential_without_expiry_is_kept, .init = exec_env,
 		expect_auth(c, "Authorization: Bearer exec-token-1");
 	cr_assert_eq(count_lines(tmp("count")), 1);
 	kf_conn_free(c);
+	remove_tmpdir();
 }
 
-Test(conn, exec_v1beta1_and_client_certificates, .init = exec_env,
-     .fini = remove_tmpdir)
+Test(conn, exec_v1beta1_and_client_certificates, .init = exec_env)
 {
 	kf_conn *c = conn_ok("exec.yaml", "beta");
 
@@ -1244,6 +1238,7 @@ Test(conn, exec_v1beta1_and_client_certificates, .init = exec_env,
 	expect_auth(c, NULL);
 	cr_assert_eq(count_lines(tmp("count")), 2);
 	kf_conn_free(c);
+	remove_tmpdir();
 }
 
 static void
@@ -1262,7 +1257,7 @@ expect_exec_error(const char *context, kf_err want, const char *text)
 }
 
 Test(conn, failing_plugin_names_command_status_and_stderr_tail,
-     .init = exec_env, .fini = remove_tmpdir)
+     .init = exec_env)
 {
 	char want[1024];
 
@@ -1275,10 +1270,10 @@ Test(conn, failing_plugin_names_command_status_and_stderr_tail,
 	/* A failure is not cached: the next apply tries again. */
 	expect_exec_error("fail", KF_EAUTH, "exited with status 3");
 	cr_assert_eq(count_lines(tmp("count")), 2);
+	remove_tmpdir();
 }
 
-Test(conn, malformed_plugin_output_is_refused, .init = exec_env,
-     .fini = remove_tmpdir)
+Test(conn, malformed_plugin_output_is_refused, .init = exec_env)
 {
 	expect_exec_error("badjson", KF_EPARSE,
 			  "output is not an ExecCredential: the JSON ends "
@@ -1296,10 +1291,10 @@ Test(conn, malformed_plugin_output_is_refused, .init = exec_env,
 			  "ASCII");
 	expect_exec_error("big", KF_EAUTH,
 			  "more than 1048576 bytes on stdout; killed");
+	remove_tmpdir();
 }
 
-Test(conn, missing_plugin_and_interactive_plugin_fail_clearly, .init = exec_env,
-     .fini = remove_tmpdir)
+Test(conn, missing_plugin_and_interactive_plugin_fail_clearly, .init = exec_env)
 {
 	expect_exec_error("missing", KF_EAUTH,
 			  "exec plugin kubefan-no-such-plugin: cannot run: No "
@@ -1307,6 +1302,7 @@ Test(conn, missing_plugin_and_interactive_plugin_fail_clearly, .init = exec_env,
 			  "package manager");
 	expect_exec_error("always", KF_EAUTH,
 			  "interactiveMode Always needs a terminal");
+	remove_tmpdir();
 }
 
 /* Whether the pid in file is gone (or a zombie awaiting its new
@@ -1338,8 +1334,7 @@ child_gone(const char *file)
 	return false;
 }
 
-Test(conn, slow_plugin_is_killed_at_the_deadline, .init = exec_env,
-     .fini = remove_tmpdir)
+Test(conn, slow_plugin_is_killed_at_the_deadline, .init = exec_env)
 {
 	char err[512];
 	kf_conn *c = conn_ok("exec.yaml", "slow");
@@ -1362,6 +1357,7 @@ Test(conn, slow_plugin_is_killed_at_the_deadline, .init = exec_env,
 	kf_conn_free(c);
 	cr_assert(child_gone(tmp("child")),
 		  "the plugin's own child survived the kill");
+	remove_tmpdir();
 }
 
 struct hammer {
@@ -1394,8 +1390,7 @@ hammer_run(void *arg)
 	return NULL;
 }
 
-Test(conn, concurrent_applies_share_one_plugin_run, .init = exec_env,
-     .fini = remove_tmpdir)
+Test(conn, concurrent_applies_share_one_plugin_run, .init = exec_env)
 {
 	struct hammer hm = {0};
 	pthread_t t[6];
@@ -1416,6 +1411,7 @@ Test(conn, concurrent_applies_share_one_plugin_run, .init = exec_env,
 	cr_assert_leq(runs, 19, "%d runs", runs);
 	kf_conn_free(hm.c);
 	curl_global_cleanup();
+	remove_tmpdir();
 }
 
 /* ---- in-cluster ---- */

@@ -5,11 +5,13 @@
  * can be read, so nothing reaches a cluster.
  */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "files.h"
 #include "proc.h"
 
 /* Run kubefand with env (shell assignments before it) and args; its exit
@@ -25,15 +27,17 @@ run_kubefand(const char *env, const char *args, char *out, size_t len)
 	return kt_proc_output(cmd, out, len);
 }
 
-/* A good configuration file in a fresh folder; the folder in dir. */
+/* A good configuration file in a fresh folder (support/files.h); the
+ * folder in dir. remove_config at the end of the test removes it, so a
+ * failed test keeps it, named by the suite's .fini. */
 static void
 make_config(char *dir, size_t len)
 {
 	char path[256];
 	FILE *f;
 
-	snprintf(dir, len, "/tmp/kf-kdargs-XXXXXX");
-	cr_assert_not_null(mkdtemp(dir));
+	cr_assert_eq(kt_tmpdir_make("kf-kdargs", dir, len), 0, "mkdtemp: %s",
+		     strerror(errno));
 	snprintf(path, sizeof(path), "%s/kubefand.yaml", dir);
 	f = fopen(path, "w");
 	cr_assert_not_null(f);
@@ -44,12 +48,11 @@ make_config(char *dir, size_t len)
 static void
 remove_config(const char *dir)
 {
-	char path[256];
-
-	snprintf(path, sizeof(path), "%s/kubefand.yaml", dir);
-	unlink(path);
-	rmdir(dir);
+	cr_assert_eq(kt_tmpdir_remove(dir), 0, "removing %s: %s", dir,
+		     strerror(errno));
 }
+
+TestSuite(kubefand_args, .fini = kt_tmpdir_report_kept);
 
 /* A credentials error went to the log (a timestamped "err KF-DAEMON-CONN"
  * line) while every other --check-config finding is a plain line. */

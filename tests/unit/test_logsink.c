@@ -1,6 +1,7 @@
 /* Log sinks: exact text and JSON lines, escaping, the redaction guard,
  * reopen after rotation, stderr, and whole lines from many threads. */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -25,22 +26,23 @@ fixed_clock(struct timespec *ts)
 	ts->tv_nsec = 123456789;
 }
 
+/* Each test's folder (support/files.h): made by the suite's .init,
+ * removed at the end of a test that passed, kept and named by the suite's
+ * .fini after a failure. */
 static char dir[64];
 
 static void
 mkdir_tmp(void)
 {
-	snprintf(dir, sizeof(dir), "/tmp/kf_logsink_XXXXXX");
-	cr_assert_not_null(mkdtemp(dir));
+	cr_assert_eq(kt_tmpdir_make("kf_logsink", dir, sizeof(dir)), 0,
+		     "mkdtemp: %s", strerror(errno));
 }
 
 static void
 rm_tmp(void)
 {
-	char cmd[128];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	cr_assert_eq(system(cmd), 0);
+	cr_assert_eq(kt_tmpdir_remove(dir), 0, "removing %s: %s", dir,
+		     strerror(errno));
 }
 
 static char *
@@ -68,7 +70,7 @@ file_sink(const char *name, enum kfi_log_format fmt, char *path, size_t len)
 	return s;
 }
 
-TestSuite(logsink, .init = mkdir_tmp, .fini = rm_tmp);
+TestSuite(logsink, .init = mkdir_tmp, .fini = kt_tmpdir_report_kept);
 
 Test(logsink, text_lines_have_utc_millis_level_id_and_message)
 {
@@ -91,6 +93,7 @@ Test(logsink, text_lines_have_utc_millis_level_id_and_message)
 			      "2026-12-03T16:00:00.123Z err KF-X \n"
 			      "2026-12-03T16:00:00.123Z crit KF-Y crit\n");
 	free(got);
+	rm_tmp();
 }
 
 Test(logsink, json_lines_escape_quotes_controls_and_bad_utf8)
@@ -112,6 +115,7 @@ Test(logsink, json_lines_escape_quotes_controls_and_bad_utf8)
 		 "\"id\":\"KF-Q\",\"msg\":\"say \\\"hi\\\" \\\\ back\\nnext"
 		 "\\u001f caf\xc3\xa9 bad\\ufffd\\ufffd\\ufffd end\"}\n");
 	free(got);
+	rm_tmp();
 }
 
 static void
@@ -142,6 +146,7 @@ Test(logsink, redaction_masks_bearer_tokens_and_long_secrets)
 			"key=[REDACTED]");
 	assert_redacted("sha1 0123456789abcdef0123456789ABCDEF01234567.",
 			"sha1 [REDACTED].");
+	rm_tmp();
 }
 
 Test(logsink, redaction_keeps_names_paths_uids_and_versions)
@@ -158,6 +163,7 @@ Test(logsink, redaction_keeps_names_paths_uids_and_versions)
 
 	for (size_t i = 0; i < sizeof(keep) / sizeof(keep[0]); i++)
 		assert_redacted(keep[i], keep[i]);
+	rm_tmp();
 }
 
 Test(logsink, the_sink_redacts_before_writing)
@@ -173,6 +179,7 @@ Test(logsink, the_sink_redacts_before_writing)
 			      "\"err\",\"id\":\"KF-AUTH\",\"msg\":\"rejected: "
 			      "Bearer [REDACTED]\"}\n");
 	free(got);
+	rm_tmp();
 }
 
 Test(logsink, reopen_follows_a_rotated_file)
@@ -197,6 +204,7 @@ Test(logsink, reopen_follows_a_rotated_file)
 	free(got);
 	cr_assert_eq(kfi_logsink_failures(s), 0);
 	kfi_logsink_free(s);
+	rm_tmp();
 }
 
 Test(logsink, a_failed_reopen_keeps_the_old_file)
@@ -226,6 +234,7 @@ Test(logsink, a_failed_reopen_keeps_the_old_file)
 	cr_assert_not_null(strstr(err, "log file "), "%s", err);
 	got = err;
 	cr_assert_not_null(strstr(got, path));
+	rm_tmp();
 }
 
 Test(logsink, bad_options_are_rejected)
@@ -239,6 +248,7 @@ Test(logsink, bad_options_are_rejected)
 	o.dest = KFI_LOG_STDERR;
 	o.format = 9;
 	cr_assert_eq(kfi_logsink_alloc(&o, NULL, 0, &s), KF_EINVAL);
+	rm_tmp();
 }
 
 Test(logsink, stderr_sink_writes_to_fd_2)
@@ -264,6 +274,7 @@ Test(logsink, stderr_sink_writes_to_fd_2)
 	got = slurp(path);
 	cr_assert_str_eq(got, "2026-12-03T16:00:00.123Z notice KF-STOP bye\nx");
 	free(got);
+	rm_tmp();
 }
 
 Test(logsink, syslog_sink_opens_and_takes_lines)
@@ -279,6 +290,7 @@ Test(logsink, syslog_sink_opens_and_takes_lines)
 	kfi_logsink_write(s, KF_LOG_DEBUG, "KF-TEST", "syslog Bearer x");
 	cr_assert_eq(kfi_logsink_failures(s), 0);
 	kfi_logsink_free(s);
+	rm_tmp();
 }
 
 /* ---- many threads, one file, rotated under them ---- */
@@ -360,4 +372,5 @@ Test(logsink, lines_from_many_threads_stay_whole_across_a_reopen)
 			cr_assert_eq(seen[t][i], 1, "thread %d line %d", t, i);
 	free(a);
 	free(b);
+	rm_tmp();
 }
