@@ -494,6 +494,7 @@ collect(void *arg, kfi_mw *w)
 				.requests = ps.requests,
 				.bad_requests = ps.bad_requests,
 				.snapshots = ps.snapshots,
+				.stalled = ps.stalled_requesters,
 			    });
 	for (size_t i = 0; i < kf_publisher_stream_count(d->pub); i++) {
 		kf_publisher_stream_stats ss;

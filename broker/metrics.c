@@ -597,6 +597,8 @@ static const struct mt_decl mt_kubefand_decls[] = {
      "Malformed requests on the request socket."},
     {KFI_METRIC_COUNTER, "kubefan_publisher_snapshots_total",
      "Snapshots opened for remote subscribers."},
+    {KFI_METRIC_COUNTER, "kubefan_publisher_stalled_requesters_total",
+     "Request connections closed for not reading their replies."},
     {KFI_METRIC_GAUGE, "kubefan_publisher_stream_sequence",
      "Sequence number of the stream's last published event."},
     {KFI_METRIC_GAUGE, "kubefan_publisher_stream_objects",
@@ -724,6 +726,8 @@ kfi_mw_publisher(kfi_mw *w, const struct kfi_publisher_sample *s)
 	kfi_mw_u64(w, "kubefan_publisher_bad_requests_total", NULL,
 		   s->bad_requests);
 	kfi_mw_u64(w, "kubefan_publisher_snapshots_total", NULL, s->snapshots);
+	kfi_mw_u64(w, "kubefan_publisher_stalled_requesters_total", NULL,
+		   s->stalled);
 }
 
 void

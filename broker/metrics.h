@@ -134,6 +134,7 @@ struct kfi_publisher_sample {
 	uint64_t requests; /* REP requests answered */
 	uint64_t bad_requests;
 	uint64_t snapshots; /* snapshots opened */
+	uint64_t stalled;   /* requesters cut off for not reading */
 };
 void kfi_mw_publisher(kfi_mw *w, const struct kfi_publisher_sample *s);
 

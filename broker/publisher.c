@@ -49,6 +49,10 @@
 #define PUB_MAX_STREAMS 256
 #define PUB_MAX_SNAPS	64
 #define PUB_REQ_MAX	(64 * 1024)
+/* How long a reply may wait for the requester's connection to take it:
+ * a connection is busy only while an earlier reply is still being
+ * written, that is when its peer sent again without reading. */
+#define PUB_REP_SEND_MS 500
 
 #ifndef KF_VERSION_STRING
 #define KF_VERSION_STRING "unknown"
@@ -121,7 +125,7 @@ struct kf_publisher {
 	uint64_t next_snap_id;
 
 	_Atomic uint64_t messages, batches, events, bytes, heartbeats, resets,
-	    lagged, send_errors, requests, bad_requests, nsnapshots;
+	    lagged, send_errors, requests, bad_requests, nsnapshots, stalled;
 };
 
 static uint64_t
@@ -796,6 +800,26 @@ rep_answer(kf_publisher *p, const void *body, size_t len, struct kfw_buf *b)
 	}
 }
 
+/* Send a reply, waiting at most PUB_REP_SEND_MS. Without the bound, a
+ * peer that sends requests without reading the replies (its earlier
+ * reply filling the socket buffers) would hold this thread, and with it
+ * every other requester, for as long as it likes. Such a peer is cut
+ * off; an honest REQ socket re-dials and asks again. */
+static void
+rep_send(kf_publisher *p, nng_msg *m)
+{
+	nng_pipe pipe = nng_msg_get_pipe(m);
+	int rv = nng_sendmsg(p->rep, m, 0);
+
+	if (rv == 0)
+		return;
+	nng_msg_free(m);
+	if (rv == NNG_ETIMEDOUT) {
+		atomic_fetch_add(&p->stalled, 1);
+		nng_pipe_close(pipe);
+	}
+}
+
 static void
 expire_snaps(kf_publisher *p)
 {
@@ -830,9 +854,10 @@ rep_main(void *arg)
 		rep_answer(p, nng_msg_body(m), nng_msg_len(m), &b);
 		atomic_fetch_add(&p->requests, 1);
 		nng_msg_clear(m);
-		if (b.oom || nng_msg_append(m, b.p, b.len) != 0 ||
-		    nng_sendmsg(p->rep, m, 0) != 0)
+		if (b.oom || nng_msg_append(m, b.p, b.len) != 0)
 			nng_msg_free(m);
+		else
+			rep_send(p, m);
 		expire_snaps(p);
 	}
 	kfw_buf_fini(&b);
@@ -943,6 +968,7 @@ kf_publisher_alloc(const kf_publisher_opts *opts, char *errbuf, size_t errlen,
 	nng_socket_set_int(p->pub, NNG_OPT_SENDBUF, 8192);
 	nng_socket_set_size(p->rep, NNG_OPT_RECVMAXSZ, PUB_REQ_MAX);
 	nng_socket_set_ms(p->rep, NNG_OPT_RECVTIMEO, 100);
+	nng_socket_set_ms(p->rep, NNG_OPT_SENDTIMEO, PUB_REP_SEND_MS);
 	if ((e = pub_listen(p, p->pub, opts->pub_addr, errbuf, errlen)) != 0)
 		goto fail;
 	if ((e = pub_listen(p, p->rep, opts->rep_addr, errbuf, errlen)) != 0)
@@ -1085,6 +1111,7 @@ kf_publisher_stats_get(kf_publisher *p, kf_publisher_stats *o)
 	o->requests = atomic_load(&p->requests);
 	o->bad_requests = atomic_load(&p->bad_requests);
 	o->snapshots = atomic_load(&p->nsnapshots);
+	o->stalled_requesters = atomic_load(&p->stalled);
 }
 
 void

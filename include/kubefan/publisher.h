@@ -58,11 +58,12 @@ typedef struct kf_publisher_stats {
 	uint64_t bytes;	   /* PUB bytes sent on the full feed */
 	uint64_t heartbeats;
 	uint64_t resets;
-	uint64_t lagged;       /* times a stream's subscription lagged */
-	uint64_t send_errors;  /* nng_sendmsg failures */
-	uint64_t requests;     /* requests answered */
-	uint64_t bad_requests; /* malformed requests */
-	uint64_t snapshots;    /* snapshots opened */
+	uint64_t lagged;	     /* times a stream's subscription lagged */
+	uint64_t send_errors;	     /* nng_sendmsg failures */
+	uint64_t requests;	     /* requests answered */
+	uint64_t bad_requests;	     /* malformed requests */
+	uint64_t snapshots;	     /* snapshots opened */
+	uint64_t stalled_requesters; /* connections closed for not reading */
 } kf_publisher_stats;
 
 typedef struct kf_publisher_stream_stats {

@@ -719,6 +719,86 @@ Test(remote, get_and_status_answer_from_the_publisher_mirror)
 	kf_publisher_free(p);
 }
 
+/* A raw SP connection to an ipc:// REP address, as a REQ peer. */
+static int
+raw_req_connect(void)
+{
+	static const unsigned char sp[8] = {0, 'S', 'P', 0, 0, 48, 0, 0};
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+
+	cr_assert_geq(fd, 0);
+	cr_assert_lt(strlen(rep_addr + 6), sizeof(sa.sun_path));
+	memcpy(sa.sun_path, rep_addr + 6, strlen(rep_addr + 6) + 1);
+	cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	cr_assert_eq(write(fd, sp, sizeof(sp)), (ssize_t)sizeof(sp));
+	return fd;
+}
+
+/* One SP message over ipc: the byte 1, a u64 big-endian length, the REQ
+ * request id, the body. */
+static void
+raw_req_send(int fd, uint32_t id, const struct kfw_buf *body)
+{
+	unsigned char h[13] = {1};
+	uint64_t len = 4 + body->len;
+
+	for (int i = 0; i < 8; i++)
+		h[1 + i] = (unsigned char)(len >> (56 - 8 * i));
+	id |= 0x80000000u;
+	for (int i = 0; i < 4; i++)
+		h[9 + i] = (unsigned char)(id >> (24 - 8 * i));
+	cr_assert_eq(write(fd, h, sizeof(h)), (ssize_t)sizeof(h));
+	cr_assert_eq(write(fd, body->p, body->len), (ssize_t)body->len);
+}
+
+Test(remote, a_requester_that_never_reads_does_not_stall_the_others)
+{
+	struct kfi_pub_stream *st;
+	kf_publisher *p;
+	kf_publisher_stats ps;
+	nng_socket req;
+	struct kfw_buf b;
+	struct kfw_rep rep;
+	void *reply;
+	size_t len;
+	int fd;
+
+	addrs();
+	p = start_pub(5, 0, false, &st);
+	feed_frame(st, 3000, "1"); /* a snapshot of about 600 KB */
+	fd = raw_req_connect();
+	kfw_buf_init(&b);
+	kfw_put_hdr(&b, KFW_SNAPSHOT_REQ, 0, 0);
+	kfw_put_str(&b, "configmaps");
+	kfw_put_str(&b, "");
+	kfw_put_u8(&b, 1);
+	kfw_put_u32(&b, 0);
+	/* Whole snapshots, none of them read: the first fills the socket
+	 * buffers, the next replies have nowhere to go. */
+	for (uint32_t i = 1; i <= 8; i++)
+		raw_req_send(fd, i, &b);
+
+	cr_assert_eq(nng_req0_open(&req), 0);
+	cr_assert_eq(nng_socket_set_ms(req, NNG_OPT_RECVTIMEO, 5000), 0);
+	cr_assert_eq(nng_dial(req, rep_addr, NULL, 0), 0);
+	kfw_buf_reset(&b);
+	kfw_put_hdr(&b, KFW_HELLO_REQ, 0, 0);
+	cr_assert_eq(nng_send(req, b.p, b.len, 0), 0);
+	cr_assert_eq(nng_recv(req, &reply, &len, NNG_FLAG_ALLOC), 0,
+		     "the request service stalled behind a peer that never "
+		     "reads");
+	cr_assert_eq(kfw_parse_rep(reply, len, &rep, NULL), KF_OK);
+	cr_assert_eq(rep.hdr.type, KFW_HELLO_REP);
+	nng_free(reply, len);
+	kf_publisher_stats_get(p, &ps);
+	cr_assert_eq(ps.stalled_requesters, 1);
+	kfw_buf_fini(&b);
+	nng_close(req);
+	close(fd);
+	kf_publisher_free(p);
+}
+
 Test(remote, tcp_listeners_off_loopback_are_refused)
 {
 	kf_publisher_opts o = {0};
