@@ -106,7 +106,7 @@ struct kf_remote {
 
 	_Atomic uint64_t delivered, messages, applied, duplicates, gaps, missed,
 	    resyncs, snapshots, resets, restarts, silences, malformed,
-	    request_errors, redials, st_seq, st_inc;
+	    request_errors, redials, st_seq, st_inc, snapshots_dropped;
 };
 
 static int64_t
@@ -498,6 +498,9 @@ do_snapshot(kf_remote *r)
 		kfw_put_u32(&r->buf, 0);
 		if (request(r, &m, &rep) != KF_OK)
 			goto retry;
+		if (rep.hdr.type == KFW_SNAPSHOT_REP &&
+		    rep.status == KFW_ST_EXPIRED)
+			bump(&r->snapshots_dropped, 1); /* evicted mid-read */
 		if (rep.hdr.type != KFW_SNAPSHOT_REP ||
 		    rep.status != KFW_ST_OK || !same_snapshot(&first, &rep) ||
 		    rep.offset != next)
@@ -815,6 +818,7 @@ kf_remote_stats_get(kf_remote *r, kf_remote_stats *o)
 	o->malformed = atomic_load(&r->malformed);
 	o->request_errors = atomic_load(&r->request_errors);
 	o->redials = atomic_load(&r->redials);
+	o->snapshots_dropped = atomic_load(&r->snapshots_dropped);
 	o->seq = atomic_load(&r->st_seq);
 	o->incarnation = atomic_load(&r->st_inc);
 }

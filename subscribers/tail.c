@@ -658,6 +658,12 @@ explain_no_state(kf_remote *r, const char *pub, const char *rep, char *why,
 			"the broker answered on %s but nothing arrived on "
 			"its events address %s (wrong --broker or --refs?)",
 			rep, pub);
+	else if (s.snapshots_dropped > 0)
+		why_fmt(why, len, false,
+			"the broker dropped the snapshot before it was read "
+			"to the end, %llu times (it keeps 64 open at once; "
+			"many requesters at the same time push it out)",
+			(unsigned long long)s.snapshots_dropped);
 	else if (s.request_errors > 0)
 		why_fmt(why, len, false,
 			"snapshot requests to %s failed or timed out (%llu "

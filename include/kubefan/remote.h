@@ -117,6 +117,9 @@ typedef struct kf_remote_stats {
 				  * period while the broker is silent */
 	uint64_t seq;	      /* the sequence the mirror is consistent with */
 	uint64_t incarnation; /* the broker incarnation followed */
+	uint64_t snapshots_dropped; /* snapshots the broker evicted before
+				     * their last chunk was read (it keeps
+				     * 64 open); each is started again */
 } kf_remote_stats;
 
 KF_API void kf_remote_stats_get(kf_remote *r, kf_remote_stats *out);

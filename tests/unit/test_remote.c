@@ -799,6 +799,72 @@ Test(remote, a_requester_that_never_reads_does_not_stall_the_others)
 	kf_publisher_free(p);
 }
 
+/* A snapshot request with one-object chunks on req; its reply. */
+static struct kfw_rep
+snap_req(nng_socket req, struct kfw_buf *b, bool next, uint64_t id,
+	 uint32_t offset)
+{
+	struct kfw_rep rep;
+	void *reply;
+	size_t len;
+
+	kfw_buf_reset(b);
+	kfw_put_hdr(b, next ? KFW_SNAPSHOT_NEXT_REQ : KFW_SNAPSHOT_REQ, 0, 0);
+	if (next) {
+		kfw_put_u64(b, id);
+		kfw_put_u32(b, offset);
+	} else {
+		kfw_put_str(b, "configmaps");
+		kfw_put_str(b, "");
+		kfw_put_u8(b, 1);
+	}
+	kfw_put_u32(b, 1); /* max_bytes: one object per chunk */
+	cr_assert_eq(nng_send(req, b->p, b->len, 0), 0);
+	cr_assert_eq(nng_recv(req, &reply, &len, NNG_FLAG_ALLOC), 0);
+	cr_assert_eq(kfw_parse_rep(reply, len, &rep, NULL), KF_OK);
+	cr_assert_eq(rep.hdr.type, KFW_SNAPSHOT_REP);
+	nng_free(reply, len);
+	return rep;
+}
+
+/* The broker keeps 64 snapshots open: a 65th evicts the least recently
+ * used, whose next chunk is answered "expired" (the requester starts
+ * again; kf_remote counts it in snapshots_dropped). */
+Test(remote, the_65th_open_snapshot_evicts_the_least_recently_used)
+{
+	struct kfi_pub_stream *st;
+	kf_publisher *p;
+	nng_socket req;
+	struct kfw_buf b;
+	struct kfw_rep first, rep;
+
+	addrs();
+	p = start_pub(5, 0, false, &st);
+	feed_frame(st, 3, "1");
+	cr_assert_eq(nng_req0_open(&req), 0);
+	cr_assert_eq(nng_socket_set_ms(req, NNG_OPT_RECVTIMEO, 5000), 0);
+	cr_assert_eq(nng_dial(req, rep_addr, NULL, 0), 0);
+	kfw_buf_init(&b);
+	first = snap_req(req, &b, false, 0, 0);
+	cr_assert_eq(first.status, KFW_ST_OK);
+	cr_assert_eq(first.total, 3);
+	cr_assert_eq(first.count, 1);
+	/* 63 more: all 64 open, the first still readable. */
+	for (int i = 0; i < 63; i++)
+		cr_assert_eq(snap_req(req, &b, false, 0, 0).status, KFW_ST_OK);
+	rep = snap_req(req, &b, true, first.snap_id, 1);
+	cr_assert_eq(rep.status, KFW_ST_OK);
+	cr_assert_eq(rep.offset, 1);
+	/* 64 snapshots opened after its last use push it out. */
+	for (int i = 0; i < 64; i++)
+		cr_assert_eq(snap_req(req, &b, false, 0, 0).status, KFW_ST_OK);
+	rep = snap_req(req, &b, true, first.snap_id, 2);
+	cr_assert_eq(rep.status, KFW_ST_EXPIRED);
+	kfw_buf_fini(&b);
+	nng_close(req);
+	kf_publisher_free(p);
+}
+
 Test(remote, tcp_listeners_off_loopback_are_refused)
 {
 	kf_publisher_opts o = {0};
