@@ -30,6 +30,7 @@
 #include "kubefan/controller.h"
 #include "kubefan/store.h"
 #include "log.h"
+#include "mono.h"
 #include "ring.h"
 
 struct ctl_item {
@@ -71,15 +72,6 @@ struct kf_controller {
 
 /* The controller a worker on this thread serves (callbacks run there). */
 static _Thread_local kf_controller *ctl_self;
-
-static int64_t
-ctl_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ---- items ---- */
 
@@ -275,9 +267,8 @@ ctl_promote_locked(kf_controller *c, int64_t now)
 static void
 ctl_schedule_locked(kf_controller *c, struct ctl_item *it, int64_t delay)
 {
-	int64_t now = ctl_now_ms();
 	/* Saturated: a huge delay is "not before the next event". */
-	int64_t due = delay > INT64_MAX - now ? INT64_MAX : now + delay;
+	int64_t due = kfi_deadline_ms(kfi_now_ms(), delay);
 
 	if (it->delayed) {
 		if (due < it->due_ms) {
@@ -362,7 +353,7 @@ ctl_worker(void *arg)
 	ctl_self = c;
 	pthread_mutex_lock(&c->mu);
 	while (!c->stopping) {
-		int64_t next = ctl_promote_locked(c, ctl_now_ms());
+		int64_t next = ctl_promote_locked(c, kfi_now_ms());
 		struct ctl_item *it = c->ready_head;
 
 		if (it == NULL) {

@@ -46,6 +46,7 @@
 #include "kubefan/object.h"
 #include "kubefan/subscriber.h"
 #include "log.h"
+#include "mono.h"
 #include "ring.h"
 #include "store_int.h"
 
@@ -98,15 +99,6 @@ sub_count(_Atomic uint64_t *c, uint64_t n)
 	atomic_store_explicit(c,
 			      atomic_load_explicit(c, memory_order_relaxed) + n,
 			      memory_order_relaxed);
-}
-
-static int64_t
-sub_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* ---- the catch-up map ---- */
@@ -569,11 +561,10 @@ kf_subscriber_try_next(kf_subscriber *sub, kf_event *ev)
 kf_err
 kf_subscriber_next(kf_subscriber *sub, int64_t timeout_ms, kf_event *ev)
 {
-	int64_t now = sub_now_ms();
-	/* Saturated: a huge timeout waits as long as -1 does. */
-	int64_t deadline = timeout_ms <= 0		  ? 0
-			   : timeout_ms > INT64_MAX - now ? INT64_MAX
-							  : now + timeout_ms;
+	/* Saturated: a huge timeout waits as long as -1 does. No clock
+	 * read for 0 and -1, the feeder's and pollers' calls. */
+	int64_t deadline =
+	    timeout_ms > 0 ? kfi_deadline_ms(kfi_now_ms(), timeout_ms) : 0;
 
 	/* Each turn either delivers or sleeps until a publish or close. */
 	for (;;) {
@@ -585,7 +576,7 @@ kf_subscriber_next(kf_subscriber *sub, int64_t timeout_ms, kf_event *ev)
 		if (timeout_ms == 0)
 			return KF_ETIMEDOUT;
 		if (timeout_ms > 0) {
-			left = deadline - sub_now_ms();
+			left = deadline - kfi_now_ms();
 			if (left <= 0)
 				return KF_ETIMEDOUT;
 		}

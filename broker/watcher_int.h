@@ -12,9 +12,7 @@
 #include <curl/curl.h>
 
 #include "kubefan/watcher.h"
-
-/* Monotonic milliseconds. */
-int64_t kfi_now_ms(void);
+#include "mono.h"
 
 /* Start the next request when it is due (adding its handle to m), or drop
  * one that passed its idle deadline. */
